@@ -1,0 +1,121 @@
+//! The runtime: an executor for `!Send` futures on one thread, a mio reactor
+//! and timers.
+//!
+//! [`block_on`] is the entry point: it builds a [`Runtime`], runs a future to
+//! completion on the current thread, and drops the runtime (and every task
+//! still on it). Inside, [`spawn`] starts tasks that run concurrently with
+//! the main future, on the same thread.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let total = xev::rt::block_on(async {
+//!     let tasks: Vec<_> = (1..=3u64)
+//!         .map(|n| {
+//!             xev::rt::spawn(async move {
+//!                 xev::time::sleep(Duration::from_millis(n)).await;
+//!                 n * 10
+//!             })
+//!         })
+//!         .collect();
+//!     let mut total = 0;
+//!     for task in tasks {
+//!         total += task.await.unwrap();
+//!     }
+//!     total
+//! });
+//! assert_eq!(total, 60);
+//! ```
+
+pub(crate) mod context;
+pub(crate) mod reactor;
+pub(crate) mod runtime;
+mod task;
+pub(crate) mod timer;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+pub use runtime::{Builder, Runtime};
+pub use task::{JoinError, JoinHandle};
+
+/// Runs `future` to completion on a new runtime on the current thread, then
+/// drops the runtime: tasks still running are dropped, on this thread.
+///
+/// # Panics
+/// If called from inside a runtime (use [`spawn`] or `.await` there), if the
+/// OS refuses to create the reactor, or if `future` panics.
+///
+/// # Examples
+/// ```
+/// let n = xev::rt::block_on(async { 6 * 7 });
+/// assert_eq!(n, 42);
+/// ```
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let runtime =
+        Runtime::new().unwrap_or_else(|error| panic!("xev: failed to build a runtime: {error}"));
+    runtime.block_on(future)
+}
+
+/// Spawns a task on the current runtime and returns its [`JoinHandle`].
+///
+/// The future need not be `Send`: it is polled and dropped only on the
+/// runtime's thread. The task starts at the runtime's next tick, not inside
+/// `spawn`.
+///
+/// # Panics
+/// Outside a runtime, with a message saying to call it inside `block_on`.
+///
+/// # Examples
+/// ```
+/// use std::rc::Rc;
+///
+/// xev::rt::block_on(async {
+///     let shared = Rc::new(5); // not Send, and that is fine
+///     let task = xev::rt::spawn({
+///         let shared = shared.clone();
+///         async move { *shared * 2 }
+///     });
+///     assert_eq!(task.await.unwrap(), 10);
+/// });
+/// ```
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    context::current("`xev::rt::spawn`").spawn(future)
+}
+
+/// Yields to the runtime once: other ready tasks, I/O and timers get a turn
+/// before the caller goes on.
+///
+/// # Cancel safety
+/// Cancel safe: it holds no state.
+///
+/// ```
+/// xev::rt::block_on(async {
+///     xev::rt::yield_now().await;
+/// });
+/// ```
+pub async fn yield_now() {
+    YieldNow { yielded: false }.await
+}
+
+struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

@@ -1,0 +1,360 @@
+//! The reactor: a `mio::Poll` and the readiness of every registered socket.
+//!
+//! Each registered socket has a [`ScheduledIo`] in a slab: the readiness the
+//! reactor has seen and not yet been told is gone, and one waker per
+//! direction. The mio token is the slab key plus a generation, so an event
+//! still queued for a socket that was closed, and whose fd and slot were
+//! reused, is recognised as stale and dropped.
+//!
+//! Sockets are registered once, edge-triggered, for both directions. An
+//! operation first checks the cached readiness; only when the syscall says
+//! `WouldBlock` is that direction's readiness cleared and a waker stored. So
+//! readiness that arrives while an operation is in flight is never lost, and
+//! no `epoll_ctl` is needed per operation.
+//!
+//! Everything here runs on the runtime's thread. Wakers are collected while
+//! the slab is borrowed and woken after the borrow ends, so a waker that
+//! drops a socket cannot hit a `RefCell` already borrowed.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use mio::event::Source;
+use mio::{Events, Interest, Token};
+use slab::Slab;
+
+use super::context;
+use super::runtime::Core;
+
+/// Low bits of a token hold the slab key, high bits the generation.
+const KEY_BITS: u32 = if usize::BITS >= 64 { 32 } else { 24 };
+const KEY_MASK: usize = (1 << KEY_BITS) - 1;
+/// Generations wrap within the bits left above the key.
+const GENERATION_MASK: u32 = if usize::BITS >= 64 {
+    u32::MAX
+} else {
+    (1 << (usize::BITS - KEY_BITS)) - 1
+};
+/// The token of the eventfd that other threads use to interrupt `poll`.
+const UNPARK_TOKEN: Token = Token(usize::MAX);
+
+const READABLE: u8 = 0b0001;
+const WRITABLE: u8 = 0b0010;
+const READ_CLOSED: u8 = 0b0100;
+const WRITE_CLOSED: u8 = 0b1000;
+
+/// The direction of an I/O operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    /// The readiness bits that let an operation in this direction proceed.
+    /// Closed bits are never cleared: a closed direction never blocks again.
+    fn mask(self) -> u8 {
+        match self {
+            Direction::Read => READABLE | READ_CLOSED,
+            Direction::Write => WRITABLE | WRITE_CLOSED,
+        }
+    }
+
+    /// The bit cleared when an operation sees `WouldBlock`.
+    fn ready_bit(self) -> u8 {
+        match self {
+            Direction::Read => READABLE,
+            Direction::Write => WRITABLE,
+        }
+    }
+}
+
+/// A registered socket's readiness and waiters.
+struct ScheduledIo {
+    generation: u32,
+    readiness: u8,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+impl ScheduledIo {
+    fn waiter(&mut self, direction: Direction) -> &mut Option<Waker> {
+        match direction {
+            Direction::Read => &mut self.reader,
+            Direction::Write => &mut self.writer,
+        }
+    }
+}
+
+pub(crate) struct Reactor {
+    poll: RefCell<mio::Poll>,
+    events: RefCell<Events>,
+    ios: RefCell<Slab<ScheduledIo>>,
+    /// Tells successive sockets in the same slab slot apart.
+    next_generation: Cell<u32>,
+    /// Reused between polls so dispatching events does not allocate.
+    wake_list: RefCell<Vec<Waker>>,
+    /// Set when the runtime is dropped: sockets that outlive it fail
+    /// instead of waiting for events that will never come.
+    shut_down: Cell<bool>,
+}
+
+impl Reactor {
+    pub(crate) fn new(event_capacity: usize) -> io::Result<Reactor> {
+        Ok(Reactor {
+            poll: RefCell::new(mio::Poll::new()?),
+            events: RefCell::new(Events::with_capacity(event_capacity)),
+            ios: RefCell::new(Slab::new()),
+            next_generation: Cell::new(0),
+            wake_list: RefCell::new(Vec::new()),
+            shut_down: Cell::new(false),
+        })
+    }
+
+    /// A waker that interrupts `poll` from any thread.
+    pub(crate) fn waker(&self) -> io::Result<mio::Waker> {
+        mio::Waker::new(self.poll.borrow().registry(), UNPARK_TOKEN)
+    }
+
+    /// Waits for events (at most `timeout`) and wakes the tasks they concern.
+    pub(crate) fn poll(&self, timeout: Option<Duration>) {
+        let mut events = self.events.borrow_mut();
+        match self.poll.borrow_mut().poll(&mut events, timeout) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => return,
+            Err(error) => panic!("xev: polling the reactor for events failed: {error}"),
+        }
+        let mut wakers = std::mem::take(&mut *self.wake_list.borrow_mut());
+        {
+            let mut ios = self.ios.borrow_mut();
+            for event in events.iter() {
+                let token = event.token();
+                if token == UNPARK_TOKEN {
+                    continue;
+                }
+                let key = token.0 & KEY_MASK;
+                let generation = (token.0 >> KEY_BITS) as u32;
+                let Some(io) = ios.get_mut(key) else { continue };
+                if io.generation != generation {
+                    continue;
+                }
+                let mut ready = 0;
+                if event.is_readable() {
+                    ready |= READABLE;
+                }
+                if event.is_writable() {
+                    ready |= WRITABLE;
+                }
+                if event.is_read_closed() {
+                    ready |= READ_CLOSED;
+                }
+                if event.is_write_closed() {
+                    ready |= WRITE_CLOSED;
+                }
+                if event.is_error() {
+                    // Let both directions try their syscall, which reports
+                    // the error.
+                    ready |= READABLE | WRITABLE;
+                }
+                io.readiness |= ready;
+                if ready & Direction::Read.mask() != 0 {
+                    wakers.extend(io.reader.take());
+                }
+                if ready & Direction::Write.mask() != 0 {
+                    wakers.extend(io.writer.take());
+                }
+            }
+        }
+        drop(events);
+        for waker in wakers.drain(..) {
+            waker.wake();
+        }
+        *self.wake_list.borrow_mut() = wakers;
+    }
+
+    /// Fails every pending and future operation on this reactor's sockets.
+    pub(crate) fn shutdown(&self) {
+        self.shut_down.set(true);
+        let wakers: Vec<Waker> = self
+            .ios
+            .borrow_mut()
+            .iter_mut()
+            .flat_map(|(_, io)| [io.reader.take(), io.writer.take()])
+            .flatten()
+            .collect();
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// How many sockets are registered.
+    pub(crate) fn registrations(&self) -> usize {
+        self.ios.borrow().len()
+    }
+}
+
+/// A socket registered with the current runtime's reactor, for both
+/// directions.
+///
+/// Dropping it frees its readiness slot. The socket itself need not be
+/// deregistered from epoll: closing its fd does that, and any event still
+/// queued for it carries a stale generation.
+pub(crate) struct Registration {
+    core: Rc<Core>,
+    key: usize,
+    generation: u32,
+}
+
+impl Registration {
+    /// Registers `source` with the current runtime.
+    ///
+    /// # Panics
+    /// Outside a runtime; `what` names the caller in the message.
+    pub(crate) fn new(
+        source: &mut impl Source,
+        interest: Interest,
+        what: &str,
+    ) -> io::Result<Registration> {
+        let core = context::current(what);
+        let reactor = &core.reactor;
+        let generation = reactor.next_generation.get();
+        reactor
+            .next_generation
+            .set(generation.wrapping_add(1) & GENERATION_MASK);
+        let key = {
+            let mut ios = reactor.ios.borrow_mut();
+            let entry = ios.vacant_entry();
+            let key = entry.key();
+            if key > KEY_MASK {
+                return Err(io::Error::other(
+                    "xev: too many sockets registered with one runtime",
+                ));
+            }
+            let token = Token(key | (generation as usize) << KEY_BITS);
+            reactor
+                .poll
+                .borrow()
+                .registry()
+                .register(source, token, interest)?;
+            entry.insert(ScheduledIo {
+                generation,
+                readiness: 0,
+                reader: None,
+                writer: None,
+            });
+            key
+        };
+        Ok(Registration {
+            core,
+            key,
+            generation,
+        })
+    }
+
+    /// Ready if the last operation in `direction` did not see `WouldBlock`
+    /// or an event came since; otherwise stores the waker and is pending.
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+    ) -> Poll<io::Result<()>> {
+        let reactor = &self.core.reactor;
+        if reactor.shut_down.get() {
+            return Poll::Ready(Err(shut_down_error()));
+        }
+        let mut ios = reactor.ios.borrow_mut();
+        let io = &mut ios[self.key];
+        if io.readiness & direction.mask() != 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let waiter = io.waiter(direction);
+        match waiter {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => *waiter = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Whether `direction` is believed ready, without registering a waker.
+    pub(crate) fn is_ready(&self, direction: Direction) -> bool {
+        self.core.reactor.ios.borrow()[self.key].readiness & direction.mask() != 0
+    }
+
+    /// Forgets `direction`'s readiness: the socket said `WouldBlock` (or a
+    /// short read or write showed its buffer is drained), and edge-triggered
+    /// epoll will report when it changes.
+    pub(crate) fn clear_ready(&self, direction: Direction) {
+        self.core.reactor.ios.borrow_mut()[self.key].readiness &= !direction.ready_bit();
+    }
+
+    /// Runs the non-blocking `op` once `direction` is ready, retrying after
+    /// each `WouldBlock` once the reactor reports readiness again.
+    pub(crate) fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            if let Err(error) = std::task::ready!(self.poll_ready(cx, direction)) {
+                return Poll::Ready(Err(error));
+            }
+            match op() {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.clear_ready(direction)
+                }
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    /// Runs `op` if `direction` is believed ready; `WouldBlock` otherwise.
+    pub(crate) fn try_io<R>(
+        &self,
+        direction: Direction,
+        op: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        if self.core.reactor.shut_down.get() {
+            return Err(shut_down_error());
+        }
+        if !self.is_ready(direction) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let result = op();
+        if matches!(&result, Err(error) if error.kind() == io::ErrorKind::WouldBlock) {
+            self.clear_ready(direction);
+        }
+        result
+    }
+
+    /// Removes `source` from epoll, for a socket handed back to the caller
+    /// (`into_std`) that must not keep delivering events.
+    pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
+        self.core
+            .reactor
+            .poll
+            .borrow()
+            .registry()
+            .deregister(source)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut ios = self.core.reactor.ios.borrow_mut();
+        if ios
+            .get(self.key)
+            .is_some_and(|io| io.generation == self.generation)
+        {
+            let io = ios.remove(self.key);
+            drop(ios);
+            // Dropped after the borrow: a waker's destructor is user code.
+            drop(io);
+        }
+    }
+}
+
+fn shut_down_error() -> io::Error {
+    io::Error::other("the xev runtime this socket belongs to has been shut down")
+}

@@ -1,0 +1,344 @@
+//! The executor: [`Runtime`], its loop, and the state wakers share with it.
+//!
+//! One loop iteration ("tick"):
+//! 1. poll up to [`BUDGET`] queued tasks, so a task that keeps waking itself
+//!    cannot starve I/O or timers;
+//! 2. poll the reactor: with a zero timeout if tasks are still queued,
+//!    otherwise until the next timer deadline (or forever);
+//! 3. fire due timers;
+//! 4. move wakes that came from other threads onto the run queue.
+//!
+//! Nothing is polled from inside `wake`: waking only queues a task id.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use super::context;
+use super::reactor::Reactor;
+use super::task::{JoinHandle, Runnable, Task, TaskId, TaskWaker, MAIN_TASK};
+use super::timer::TimerQueue;
+
+/// How many queued tasks one tick polls before it looks at I/O and timers.
+const BUDGET: usize = 128;
+
+/// The default capacity of the reactor's event buffer.
+const DEFAULT_EVENT_CAPACITY: usize = 1024;
+
+/// The part of a runtime that other threads touch: the queue of wakes that
+/// come from them, and the means to interrupt the reactor.
+pub(crate) struct Shared {
+    remote_queue: Mutex<Vec<TaskId>>,
+    /// True from the first remote wake until the loop drains the remote queue,
+    /// so a storm of wakes writes to the reactor's eventfd once.
+    notified: AtomicBool,
+    unpark: mio::Waker,
+}
+
+impl Shared {
+    /// Queues a woken task: on the local run queue when called on the
+    /// runtime's own thread while it is current, else on the remote queue.
+    pub(crate) fn schedule(self: &Arc<Shared>, id: TaskId) {
+        let local = context::with_current(|core| {
+            if Arc::ptr_eq(&core.shared, self) {
+                core.run_queue.borrow_mut().push_back(id);
+                true
+            } else {
+                false
+            }
+        });
+        if local != Some(true) {
+            self.remote_queue
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(id);
+            if !self.notified.swap(true, Ordering::AcqRel) {
+                // Fails only if the eventfd is gone, i.e. the runtime is
+                // being dropped: then there is nobody left to wake.
+                let _ = self.unpark.wake();
+            }
+        }
+    }
+}
+
+struct TaskSlot {
+    generation: u32,
+    task: Rc<dyn Runnable>,
+}
+
+/// A runtime's thread-local state: its tasks, run queue, reactor and timers.
+pub(crate) struct Core {
+    pub(crate) shared: Arc<Shared>,
+    run_queue: RefCell<VecDeque<TaskId>>,
+    tasks: RefCell<Slab<TaskSlot>>,
+    /// Distinguishes successive tasks that use the same slab slot.
+    next_generation: Cell<u32>,
+    pub(crate) reactor: Reactor,
+    pub(crate) timers: RefCell<TimerQueue>,
+}
+
+impl Core {
+    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let generation = self.next_generation.get();
+        self.next_generation.set(generation.wrapping_add(1));
+        let mut tasks = self.tasks.borrow_mut();
+        let entry = tasks.vacant_entry();
+        let id = TaskId {
+            key: entry.key(),
+            generation,
+        };
+        let task = Rc::new(Task::new(future, TaskWaker::new(id, self.shared.clone())));
+        entry.insert(TaskSlot {
+            generation,
+            task: task.clone(),
+        });
+        drop(tasks);
+        self.run_queue.borrow_mut().push_back(id);
+        JoinHandle::new(task)
+    }
+
+    /// Polls one queued task, and frees its slot if it finished.
+    fn run_task(&self, id: TaskId) {
+        let task = match self.tasks.borrow().get(id.key) {
+            Some(slot) if slot.generation == id.generation => slot.task.clone(),
+            _ => return,
+        };
+        if task.run() {
+            // The slot is dropped after the borrow ends: dropping a detached
+            // task's output runs user code, which may spawn.
+            let slot = self.tasks.borrow_mut().try_remove(id.key);
+            drop(slot);
+        }
+    }
+
+    /// Moves wakes from other threads onto the run queue.
+    fn drain_remote_queue(&self) {
+        if !self.shared.notified.load(Ordering::Acquire) {
+            return;
+        }
+        self.shared.notified.store(false, Ordering::Release);
+        let remote = std::mem::take(
+            &mut *self
+                .shared
+                .remote_queue
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        self.run_queue.borrow_mut().extend(remote);
+    }
+
+    /// Blocks in the reactor until I/O, a timer deadline or a remote wake,
+    /// or just collects ready events if tasks are queued; then fires timers.
+    fn park(&self) {
+        let timeout = if self.run_queue.borrow().is_empty()
+            && !self.shared.notified.load(Ordering::Acquire)
+        {
+            self.timers
+                .borrow_mut()
+                .next_deadline()
+                .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+        } else {
+            Some(Duration::ZERO)
+        };
+        self.reactor.poll(timeout);
+        let mut wakers = Vec::new();
+        self.timers.borrow_mut().fire(Instant::now(), &mut wakers);
+        wakers.into_iter().for_each(Waker::wake);
+        self.drain_remote_queue();
+    }
+
+    /// Drops every task, timer and socket waiter, on this thread.
+    fn shutdown(&self) {
+        loop {
+            // Taken out first: dropping a task runs user code, which may spawn.
+            let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+            if tasks.is_empty() {
+                break;
+            }
+            for (_, slot) in tasks {
+                slot.task.shutdown();
+            }
+        }
+        self.run_queue.borrow_mut().clear();
+        let wakers = self.timers.borrow_mut().shutdown();
+        wakers.into_iter().for_each(Waker::wake);
+        self.reactor.shutdown();
+    }
+}
+
+/// A single-threaded runtime: an executor, a mio reactor and timers.
+///
+/// Most programs use [`xev::rt::block_on`](crate::rt::block_on) or
+/// `#[xev::main]`, which build a `Runtime` and drop it when the future
+/// completes. Build one yourself to spawn tasks before running, or to
+/// `block_on` several times with tasks carried over between the calls.
+///
+/// A `Runtime` is not `Send`: it lives and dies on the thread that built it,
+/// and so do all its tasks.
+///
+/// # Examples
+/// ```
+/// use xev::rt::Runtime;
+///
+/// let rt = Runtime::new().unwrap();
+/// let handle = rt.spawn(async { 40 });
+/// let answer = rt.block_on(async { handle.await.unwrap() + 2 });
+/// assert_eq!(answer, 42);
+/// ```
+pub struct Runtime {
+    core: Rc<Core>,
+}
+
+impl Runtime {
+    /// A runtime with default settings.
+    ///
+    /// # Errors
+    /// If the OS refuses to create the `epoll` instance or its eventfd
+    /// (typically `EMFILE`, too many open files).
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// A [`Builder`] to configure a runtime.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// Spawns a task on this runtime. It starts running at the next
+    /// [`block_on`](Self::block_on) (or at once, if that is running).
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.core.spawn(future)
+    }
+
+    /// Runs `future` to completion on the current thread, driving spawned
+    /// tasks, I/O and timers meanwhile. Tasks still pending when it returns
+    /// stay on the runtime and go on at the next `block_on`.
+    ///
+    /// A panic in `future` propagates to the caller; a panic in a spawned task
+    /// is caught and reported through its [`JoinHandle`].
+    ///
+    /// # Panics
+    /// If called from inside a runtime (a nested `block_on`).
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _enter = context::enter(&self.core);
+        let core = &*self.core;
+        let mut future = pin!(future);
+        let main_waker = TaskWaker::new(MAIN_TASK, core.shared.clone());
+        let waker = Waker::from(main_waker.clone());
+        let mut cx = Context::from_waker(&waker);
+        core.run_queue.borrow_mut().push_back(MAIN_TASK);
+        loop {
+            for _ in 0..BUDGET {
+                let Some(id) = core.run_queue.borrow_mut().pop_front() else {
+                    break;
+                };
+                if id == MAIN_TASK {
+                    main_waker.unschedule();
+                    if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                        return output;
+                    }
+                } else {
+                    core.run_task(id);
+                }
+            }
+            core.park();
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Tasks are dropped inside this runtime's context, so their
+        // destructors can still reach its reactor and timers.
+        let _enter = context::enter_unchecked(&self.core);
+        self.core.shutdown();
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("tasks", &self.core.tasks.borrow().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures and builds a [`Runtime`].
+///
+/// ```
+/// let rt = xev::rt::Runtime::builder().event_capacity(256).build().unwrap();
+/// assert_eq!(rt.block_on(async { 7 }), 7);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    event_capacity: usize,
+}
+
+impl Builder {
+    /// A builder with default settings.
+    pub fn new() -> Builder {
+        Builder {
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+        }
+    }
+
+    /// How many I/O events one reactor poll can return (default 1024). More
+    /// events than this are simply collected by the next poll.
+    ///
+    /// # Panics
+    /// If `capacity` is zero.
+    pub fn event_capacity(&mut self, capacity: usize) -> &mut Builder {
+        assert!(capacity > 0, "event capacity must be at least 1");
+        self.event_capacity = capacity;
+        self
+    }
+
+    /// Builds the runtime.
+    ///
+    /// # Errors
+    /// If the OS refuses to create the `epoll` instance or its eventfd.
+    pub fn build(&self) -> io::Result<Runtime> {
+        let reactor = Reactor::new(self.event_capacity)?;
+        let unpark = reactor.waker()?;
+        let shared = Arc::new(Shared {
+            remote_queue: Mutex::new(Vec::new()),
+            notified: AtomicBool::new(false),
+            unpark,
+        });
+        let core = Core {
+            shared,
+            run_queue: RefCell::new(VecDeque::new()),
+            tasks: RefCell::new(Slab::new()),
+            next_generation: Cell::new(0),
+            reactor,
+            timers: RefCell::new(TimerQueue::new()),
+        };
+        Ok(Runtime {
+            core: Rc::new(core),
+        })
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}

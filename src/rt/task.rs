@@ -1,0 +1,352 @@
+//! Tasks, their wakers and their join handles.
+//!
+//! A task is one `Rc` holding the future (boxed, so it can be pinned without
+//! `unsafe`), its result once finished, and the waker of whoever awaits its
+//! [`JoinHandle`]. The executor's slab holds it as `Rc<dyn Runnable>`; the
+//! handle holds it as `Rc<dyn Join<T>>`, so neither needs to name the future's
+//! type.
+//!
+//! Wakers must be `Send + Sync`, so they cannot point at the task: a
+//! [`TaskWaker`] carries the task's id and a handle to the runtime's
+//! thread-safe [`Shared`] state, and waking it puts the id on a run queue.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::mem;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use super::runtime::Shared;
+
+/// A task's slab key plus the generation of the task that owns the slot, so
+/// a wake for a finished task never runs the task that reuses its slot.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct TaskId {
+    pub(crate) key: usize,
+    pub(crate) generation: u32,
+}
+
+/// The id `block_on` gives its own future, which lives on its stack.
+pub(crate) const MAIN_TASK: TaskId = TaskId {
+    key: usize::MAX,
+    generation: 0,
+};
+
+/// The waker of one task.
+pub(crate) struct TaskWaker {
+    id: TaskId,
+    /// Set from the moment the task is queued until it is polled, so a burst
+    /// of wakes queues it once; set for good when the task finishes, so late
+    /// wakes cost nothing.
+    scheduled: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl TaskWaker {
+    /// A waker for a task that is about to be queued (hence `scheduled`).
+    pub(crate) fn new(id: TaskId, shared: Arc<Shared>) -> Arc<TaskWaker> {
+        Arc::new(TaskWaker {
+            id,
+            scheduled: AtomicBool::new(true),
+            shared,
+        })
+    }
+
+    /// Called right before the task is polled: wakes from now on queue it again.
+    pub(crate) fn unschedule(&self) {
+        self.scheduled.store(false, Ordering::Release);
+    }
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            self.shared.schedule(self.id);
+        }
+    }
+}
+
+/// What the executor needs of a task, whatever its future's type.
+pub(crate) trait Runnable {
+    /// Polls the task once. Returns `true` once it has finished (completed,
+    /// panicked or been aborted) and can leave the slab.
+    fn run(&self) -> bool;
+
+    /// Drops the future now, reporting the task as cancelled. Used when the
+    /// runtime shuts down.
+    fn shutdown(&self);
+}
+
+/// What a [`JoinHandle`] needs of a task.
+trait Join<T> {
+    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>>;
+    fn abort(&self);
+    fn is_finished(&self) -> bool;
+}
+
+enum Stage<F: Future> {
+    Running(Pin<Box<F>>),
+    Finished(Result<F::Output, JoinError>),
+    /// The result has been taken by the `JoinHandle`.
+    Consumed,
+}
+
+pub(crate) struct Task<F: Future> {
+    stage: RefCell<Stage<F>>,
+    waker: Waker,
+    waker_state: Arc<TaskWaker>,
+    /// Set by `JoinHandle::abort`; the executor drops the future instead of
+    /// polling it.
+    aborted: Cell<bool>,
+    /// Whoever awaits the `JoinHandle`.
+    join_waker: Cell<Option<Waker>>,
+}
+
+impl<F: Future> Task<F> {
+    pub(crate) fn new(future: F, waker_state: Arc<TaskWaker>) -> Task<F> {
+        Task {
+            stage: RefCell::new(Stage::Running(Box::pin(future))),
+            waker: Waker::from(waker_state.clone()),
+            waker_state,
+            aborted: Cell::new(false),
+            join_waker: Cell::new(None),
+        }
+    }
+
+    fn finish(&self, result: Result<F::Output, JoinError>) {
+        // Wakes after this point are for a task that no longer exists.
+        self.waker_state.scheduled.store(true, Ordering::Release);
+        let old = self.stage.replace(Stage::Finished(result));
+        // The future is dropped outside the borrow (its destructor may use
+        // this task's handle), and a panic in it must not unwind the executor.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
+        if let Some(waker) = self.join_waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+impl<F: Future> Runnable for Task<F> {
+    fn run(&self) -> bool {
+        self.waker_state.unschedule();
+        if self.aborted.get() {
+            self.finish(Err(JoinError::cancelled()));
+            return true;
+        }
+        let mut stage = self.stage.borrow_mut();
+        let Stage::Running(future) = &mut *stage else {
+            return true;
+        };
+        let mut cx = Context::from_waker(&self.waker);
+        let result = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+            Ok(Poll::Pending) => return false,
+            Ok(Poll::Ready(output)) => Ok(output),
+            Err(panic) => Err(JoinError::panic(panic)),
+        };
+        drop(stage);
+        self.finish(result);
+        true
+    }
+
+    fn shutdown(&self) {
+        let running = matches!(self.stage.try_borrow().as_deref(), Ok(Stage::Running(_)));
+        if running {
+            self.finish(Err(JoinError::cancelled()));
+        }
+    }
+}
+
+impl<F: Future> Join<F::Output> for Task<F> {
+    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, JoinError>> {
+        // A task awaiting its own handle finds its stage borrowed: it is
+        // running, so it is not finished.
+        if let Ok(mut stage) = self.stage.try_borrow_mut() {
+            match mem::replace(&mut *stage, Stage::Consumed) {
+                Stage::Finished(result) => return Poll::Ready(result),
+                Stage::Consumed => panic!("`JoinHandle` polled after it completed"),
+                running => *stage = running,
+            }
+        }
+        self.join_waker.set(Some(cx.waker().clone()));
+        Poll::Pending
+    }
+
+    fn abort(&self) {
+        if !self.is_finished() && !self.aborted.replace(true) {
+            self.waker.wake_by_ref();
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        matches!(
+            self.stage.try_borrow().as_deref(),
+            Ok(Stage::Finished(_) | Stage::Consumed)
+        )
+    }
+}
+
+/// An owned permission to await a spawned task's result.
+///
+/// Awaiting it gives `Ok(output)` once the task completes, or a [`JoinError`]
+/// if the task panicked or was aborted. Dropping it *detaches* the task: the
+/// task keeps running and its output is dropped when it completes.
+///
+/// # Cancel safety
+/// Awaiting a `JoinHandle` is cancel safe: dropping the `.await` loses
+/// nothing, and the handle can be awaited again.
+///
+/// # Examples
+/// ```
+/// let sum = xev::rt::block_on(async {
+///     let handle = xev::rt::spawn(async { 1 + 2 });
+///     handle.await.unwrap()
+/// });
+/// assert_eq!(sum, 3);
+/// ```
+#[must_use = "dropping a JoinHandle detaches the task; await it to get the output"]
+pub struct JoinHandle<T> {
+    task: Rc<dyn Join<T>>,
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new<F>(task: Rc<Task<F>>) -> JoinHandle<T>
+    where
+        F: Future<Output = T> + 'static,
+    {
+        JoinHandle { task }
+    }
+
+    /// Cancels the task: its future is dropped (on the runtime's thread, the
+    /// next time the executor reaches it) instead of being polled again, and
+    /// awaiting this handle gives a [`JoinError`] whose
+    /// [`is_cancelled`](JoinError::is_cancelled) is true. A task aborted
+    /// before its first poll never runs. Aborting a finished task does
+    /// nothing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// xev::rt::block_on(async {
+    ///     let handle = xev::rt::spawn(xev::time::sleep(Duration::from_secs(60)));
+    ///     handle.abort();
+    ///     assert!(handle.await.unwrap_err().is_cancelled());
+    /// });
+    /// ```
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+
+    /// Whether the task has finished: completed, panicked or been cancelled.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.task.poll_join(cx)
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Why a task did not produce its output: it was aborted, or it panicked.
+pub struct JoinError {
+    panic: Option<Box<dyn Any + Send + 'static>>,
+}
+
+impl JoinError {
+    fn cancelled() -> JoinError {
+        JoinError { panic: None }
+    }
+
+    fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+        JoinError {
+            panic: Some(payload),
+        }
+    }
+
+    /// The task was aborted (or dropped by a runtime shutting down).
+    pub fn is_cancelled(&self) -> bool {
+        self.panic.is_none()
+    }
+
+    /// The task panicked.
+    pub fn is_panic(&self) -> bool {
+        self.panic.is_some()
+    }
+
+    /// The panic's payload, to re-raise it with
+    /// [`std::panic::resume_unwind`].
+    ///
+    /// # Panics
+    /// If the task was cancelled rather than panicking; check
+    /// [`is_panic`](Self::is_panic) or use [`try_into_panic`](Self::try_into_panic).
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .expect("`JoinError::into_panic` called on a cancelled task's error")
+    }
+
+    /// The panic's payload, or the error itself if the task was cancelled.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.panic {
+            Some(payload) => Ok(payload),
+            None => Err(self),
+        }
+    }
+
+    fn panic_message(&self) -> Option<&str> {
+        let payload = self.panic.as_ref()?;
+        payload
+            .downcast_ref::<&'static str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.panic, self.panic_message()) {
+            (None, _) => f.write_str("task was cancelled"),
+            (Some(_), Some(message)) => write!(f, "task panicked with message {message:?}"),
+            (Some(_), None) => f.write_str("task panicked"),
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.panic, self.panic_message()) {
+            (None, _) => f.write_str("JoinError::Cancelled"),
+            (Some(_), Some(message)) => write!(f, "JoinError::Panic({message:?})"),
+            (Some(_), None) => f.write_str("JoinError::Panic(..)"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<JoinError> for io::Error {
+    fn from(error: JoinError) -> io::Error {
+        io::Error::other(error.to_string())
+    }
+}
