@@ -1,0 +1,2 @@
+#[xev::main]
+fn main() {}

@@ -1,0 +1,2 @@
+#[xev::main(timeout_ms = 2000)]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[xev::main(worker_threads = 4)]
+async fn main() {}

@@ -1,0 +1,4 @@
+#[xev::main]
+async fn main(args: Vec<String>) {
+    drop(args);
+}

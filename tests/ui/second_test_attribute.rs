@@ -1,0 +1,5 @@
+#[xev::test]
+#[test]
+async fn tested_twice() {}
+
+fn main() {}

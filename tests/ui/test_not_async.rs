@@ -1,0 +1,4 @@
+#[xev::test]
+fn not_async() {}
+
+fn main() {}
