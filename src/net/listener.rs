@@ -1,0 +1,234 @@
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use futures_core::Stream;
+use mio::Interest;
+
+use super::{TcpSocket, TcpStream};
+use crate::rt::reactor::{Direction, Registration};
+
+/// The backlog [`TcpListener::bind`] listens with.
+const DEFAULT_BACKLOG: u32 = 1024;
+
+/// A TCP socket listening for connections, registered with the current
+/// runtime.
+///
+/// # Examples
+/// An echo server that accepts connections forever:
+/// ```no_run
+/// use xev::net::TcpListener;
+///
+/// #[xev::main]
+/// async fn main() -> std::io::Result<()> {
+///     let listener = TcpListener::bind("127.0.0.1:7000")?;
+///     loop {
+///         let (stream, _peer) = listener.accept().await?;
+///         xev::rt::spawn(async move {
+///             let mut buf = vec![0; 4096];
+///             while let Ok(n @ 1..) = stream.read(&mut buf).await {
+///                 if stream.write_all(&buf[..n]).await.is_err() {
+///                     break;
+///                 }
+///             }
+///         });
+///     }
+/// }
+/// ```
+pub struct TcpListener {
+    io: mio::net::TcpListener,
+    registration: Registration,
+}
+
+impl TcpListener {
+    pub(crate) fn from_mio(mut io: mio::net::TcpListener) -> io::Result<TcpListener> {
+        let registration =
+            Registration::new(&mut io, Interest::READABLE, "`TcpListener` construction")?;
+        Ok(TcpListener { io, registration })
+    }
+
+    /// Binds to `addr` and listens, with `SO_REUSEADDR` set on Unix (so a
+    /// restarted server can rebind a port in `TIME_WAIT`) and a backlog of
+    /// 1024. If `addr` resolves to several addresses, each is tried in turn.
+    /// Use [`TcpSocket`] for other options.
+    ///
+    /// # Errors
+    /// [`AddrInUse`](io::ErrorKind::AddrInUse) if another socket listens there.
+    ///
+    /// # Panics
+    /// Outside a runtime.
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        let mut last_error = None;
+        for addr in addr.to_socket_addrs()? {
+            match TcpListener::bind_addr(addr) {
+                Ok(listener) => return Ok(listener),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "could not resolve to any address",
+            )
+        }))
+    }
+
+    fn bind_addr(addr: SocketAddr) -> io::Result<TcpListener> {
+        let socket = TcpSocket::for_addr(&addr)?;
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(DEFAULT_BACKLOG)
+    }
+
+    /// Accepts a connection, waiting for one if none is pending.
+    ///
+    /// Errors such as `EMFILE` (too many open files) are returned as they
+    /// are, and the connection that caused them stays in the backlog: a
+    /// server should log, wait a little and retry, rather than stop or spin:
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # async fn serve(listener: xev::net::TcpListener) {
+    /// loop {
+    ///     match listener.accept().await {
+    ///         Ok((stream, _peer)) => drop(stream), // hand it to a task
+    ///         Err(error) => {
+    ///             eprintln!("accept failed: {error}");
+    ///             xev::time::sleep(Duration::from_millis(100)).await;
+    ///         }
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a connection is only taken from the backlog by the poll
+    /// that returns it, so dropping the future loses none.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Polls for a connection; see [`accept`](Self::accept).
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let (io, addr) = ready!(self
+            .registration
+            .poll_io(cx, Direction::Read, || self.io.accept()))?;
+        Poll::Ready(TcpStream::from_mio(io).map(|stream| (stream, addr)))
+    }
+
+    /// The accepted connections as a [`Stream`]; it never ends, and yields
+    /// accept errors as items.
+    ///
+    /// ```no_run
+    /// use futures_core::Stream;
+    /// # fn take(_: impl Stream) {}
+    /// # xev::rt::block_on(async {
+    /// let listener = xev::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// take(listener.incoming()); // e.g. `while let Some(stream) = incoming.next().await`
+    /// # });
+    /// ```
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The local address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.local_addr()
+    }
+
+    /// Wraps a listening `std` socket (it is switched to non-blocking mode).
+    ///
+    /// # Panics
+    /// Outside a runtime.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        TcpListener::from_mio(mio::net::TcpListener::from_std(listener))
+    }
+
+    /// Unregisters the listener and returns it as a non-blocking `std`
+    /// listener.
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        let TcpListener {
+            mut io,
+            registration,
+        } = self;
+        registration.deregister(&mut io)?;
+        Ok(io.into())
+    }
+
+    /// The IP time-to-live of accepted connections' packets.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.ttl()
+    }
+
+    /// Sets the IP time-to-live.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.set_ttl(ttl)
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("local_addr", &self.io.local_addr().ok())
+            .finish()
+    }
+}
+
+/// The stream of connections from [`TcpListener::incoming`].
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled"]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Stream for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let accepted = ready!(self.listener.poll_accept(cx));
+        Poll::Ready(Some(accepted.map(|(stream, _)| stream)))
+    }
+}
+
+#[cfg(unix)]
+mod fd {
+    use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+
+    use super::TcpListener;
+
+    impl AsFd for TcpListener {
+        fn as_fd(&self) -> BorrowedFd<'_> {
+            self.io.as_fd()
+        }
+    }
+
+    impl AsRawFd for TcpListener {
+        fn as_raw_fd(&self) -> RawFd {
+            self.io.as_raw_fd()
+        }
+    }
+}
+
+#[cfg(windows)]
+mod socket {
+    use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
+
+    use super::TcpListener;
+
+    impl AsSocket for TcpListener {
+        fn as_socket(&self) -> BorrowedSocket<'_> {
+            self.io.as_socket()
+        }
+    }
+
+    impl AsRawSocket for TcpListener {
+        fn as_raw_socket(&self) -> RawSocket {
+            self.io.as_raw_socket()
+        }
+    }
+}

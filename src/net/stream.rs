@@ -1,0 +1,596 @@
+use std::fmt;
+use std::future::poll_fn;
+use std::io::{self, IoSlice, IoSliceMut, Read};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use futures_io::{AsyncRead, AsyncWrite};
+use mio::Interest;
+use socket2::SockRef;
+
+use super::split::{OwnedReadHalf, OwnedWriteHalf};
+use super::sys;
+use super::TcpSocket;
+use crate::rt::reactor::{Direction, Registration};
+
+/// A TCP connection registered with the current runtime.
+///
+/// Get one from [`TcpStream::connect`], [`TcpListener::accept`](super::TcpListener::accept)
+/// or [`TcpSocket::connect`]. Every method takes `&self`, so one task can
+/// read while another writes, sharing the stream through an `Rc` (or with
+/// [`into_split`](Self::into_split)). Two tasks reading at once (or writing at once)
+/// is allowed but rarely meaningful: the bytes go to whichever polls first.
+///
+/// Sends never raise `SIGPIPE`: writing to a connection the peer has closed
+/// fails with [`BrokenPipe`](io::ErrorKind::BrokenPipe) or
+/// [`ConnectionReset`](io::ErrorKind::ConnectionReset).
+///
+/// Dropping the stream closes it.
+///
+/// # Examples
+/// ```
+/// use xev::net::{TcpListener, TcpStream};
+///
+/// xev::rt::block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     let server = xev::rt::spawn(async move {
+///         let (stream, _) = listener.accept().await?;
+///         let mut buf = [0; 5];
+///         stream.read_exact(&mut buf).await?;
+///         stream.write_all(&buf).await?;
+///         std::io::Result::Ok(())
+///     });
+///     let client = TcpStream::connect(addr).await?;
+///     client.write_all(b"hello").await?;
+///     let mut echo = [0; 5];
+///     client.read_exact(&mut echo).await?;
+///     assert_eq!(&echo, b"hello");
+///     server.await??;
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub struct TcpStream {
+    io: mio::net::TcpStream,
+    registration: Registration,
+}
+
+impl TcpStream {
+    /// Wraps a connected or connecting mio stream.
+    pub(crate) fn from_mio(mut io: mio::net::TcpStream) -> io::Result<TcpStream> {
+        sys::prepare(SockRef::from(&io))?;
+        let registration = Registration::new(
+            &mut io,
+            Interest::READABLE | Interest::WRITABLE,
+            "`TcpStream` construction",
+        )?;
+        Ok(TcpStream { io, registration })
+    }
+
+    /// Opens a connection to `addr`, trying each address it resolves to in
+    /// turn until one connects; fails with the last address's error.
+    ///
+    /// A refused connection fails here with
+    /// [`ConnectionRefused`](io::ErrorKind::ConnectionRefused); a stream is
+    /// only returned once the kernel reports the connection established.
+    ///
+    /// Resolving a host name calls the system resolver and blocks the
+    /// thread (and so the runtime) while it runs; pass a [`SocketAddr`] or an
+    /// IP address string to avoid that.
+    ///
+    /// # Cancel safety
+    /// Dropping the future closes the socket of the attempt in progress; no
+    /// connection is left behind.
+    ///
+    /// # Panics
+    /// Outside a runtime.
+    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        let mut last_error = None;
+        for addr in addr.to_socket_addrs()? {
+            let attempt = match TcpSocket::for_addr(&addr) {
+                Ok(socket) => socket.connect(addr).await,
+                Err(error) => Err(error),
+            };
+            match attempt {
+                Ok(stream) => return Ok(stream),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "could not resolve to any address",
+            )
+        }))
+    }
+
+    /// Waits until a connect started on this stream has finished: writable,
+    /// then `SO_ERROR` clear, then a peer address.
+    pub(crate) async fn finish_connect(self) -> io::Result<TcpStream> {
+        poll_fn(|cx| loop {
+            ready!(self.registration.poll_ready(cx, Direction::Write))?;
+            if let Some(error) = self.io.take_error()? {
+                return Poll::Ready(Err(error));
+            }
+            match self.io.peer_addr() {
+                Ok(_) => return Poll::Ready(Ok(())),
+                // Woken before the handshake completed: wait for the next event.
+                Err(error) if error.kind() == io::ErrorKind::NotConnected => {
+                    self.registration.clear_ready(Direction::Write);
+                }
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        })
+        .await?;
+        Ok(self)
+    }
+
+    /// Wraps a connected `std` stream (it is switched to non-blocking mode).
+    ///
+    /// # Panics
+    /// Outside a runtime.
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        TcpStream::from_mio(mio::net::TcpStream::from_std(stream))
+    }
+
+    /// Unregisters the stream and returns it as a non-blocking `std` stream.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        let TcpStream {
+            mut io,
+            registration,
+        } = self;
+        registration.deregister(&mut io)?;
+        Ok(io.into())
+    }
+
+    /// Reads into `buf`, waiting until at least one byte is available.
+    /// `Ok(0)` means the peer closed its side (end of stream), or `buf` is
+    /// empty.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: if the future is dropped before it completes, no data
+    /// was read.
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_read_priv(cx, buf)).await
+    }
+
+    /// Reads exactly `buf.len()` bytes.
+    ///
+    /// # Errors
+    /// [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) if the stream ends first.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: bytes read before the future is dropped are lost
+    /// (they are in `buf`, but how many is unknown).
+    pub async fn read_exact(&self, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read(buf).await? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => buf = &mut buf[n..],
+            }
+        }
+        Ok(())
+    }
+
+    /// Like [`read`](Self::read), into several buffers in order (`readv`).
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as `read`.
+    pub async fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_read_vectored_priv(cx, bufs)).await
+    }
+
+    /// Reads into `buf` without removing the bytes from the socket's queue:
+    /// the next read returns them again.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: nothing is consumed.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| {
+            self.registration
+                .poll_io(cx, Direction::Read, || self.io.peek(buf))
+        })
+        .await
+    }
+
+    /// Writes some of `buf` with one send, waiting until the socket can take
+    /// at least one byte; returns how many bytes it took, which may be fewer
+    /// than `buf.len()`.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: if the future is dropped before it completes, nothing
+    /// was written.
+    pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_write_priv(cx, buf)).await
+    }
+
+    /// Writes all of `buf`, with as many sends as it takes.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: if the future is dropped, an unknown prefix of `buf`
+    /// has been written. Use a [`WriteQueue`](crate::io::WriteQueue) to hand
+    /// buffers over and not care.
+    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write(buf).await? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => buf = &buf[n..],
+            }
+        }
+        Ok(())
+    }
+
+    /// Like [`write`](Self::write), from several buffers in order, with one
+    /// `sendmsg`.
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as `write`.
+    pub async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_write_vectored_priv(cx, bufs)).await
+    }
+
+    /// Waits until the stream may be readable (libxev's `poll` for reading).
+    /// The readiness can be spurious: follow with [`try_read`](Self::try_read),
+    /// which says `WouldBlock` if it was.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn readable(&self) -> io::Result<()> {
+        poll_fn(|cx| self.registration.poll_ready(cx, Direction::Read)).await
+    }
+
+    /// Waits until the stream may be writable; see [`readable`](Self::readable).
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn writable(&self) -> io::Result<()> {
+        poll_fn(|cx| self.registration.poll_ready(cx, Direction::Write)).await
+    }
+
+    /// Reads without waiting: [`WouldBlock`](io::ErrorKind::WouldBlock) if no
+    /// data is ready.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self
+            .registration
+            .try_io(Direction::Read, || (&self.io).read(buf))?;
+        self.note_read(n, buf.len());
+        Ok(n)
+    }
+
+    /// Writes without waiting: [`WouldBlock`](io::ErrorKind::WouldBlock) if the
+    /// socket's send buffer is full.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        let n = self
+            .registration
+            .try_io(Direction::Write, || self.send(buf))?;
+        self.note_write(n, buf.len());
+        Ok(n)
+    }
+
+    /// Shuts down the read side, the write side (the peer reads end of
+    /// stream) or both. Shutting down a side twice is not an error.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self.io.shutdown(how) {
+            // Linux reports ENOTCONN once the connection is fully closed.
+            Err(error)
+                if error.kind() == io::ErrorKind::NotConnected && self.io.peer_addr().is_err() =>
+            {
+                Ok(())
+            }
+            result => result,
+        }
+    }
+
+    /// Closes the stream, like dropping it, but first reports an error the
+    /// socket has pending (`SO_ERROR`, e.g. a reset that no operation has
+    /// seen yet). The socket is closed either way.
+    ///
+    /// # Cancel safety
+    /// Completes at its first poll; the stream is closed once the future is
+    /// dropped or completes.
+    pub async fn close(self) -> io::Result<()> {
+        match self.io.take_error()? {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Splits the stream into a read half and a write half that can move to
+    /// different tasks. Dropping the write half shuts down the write side
+    /// (the peer reads end of stream); the socket closes when both halves
+    /// are gone.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        super::split::split(Rc::new(self))
+    }
+
+    /// The local address of this end.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.local_addr()
+    }
+
+    /// The address of the peer.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.peer_addr()
+    }
+
+    /// Takes the socket's pending error (`SO_ERROR`), if any.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.take_error()
+    }
+
+    /// Whether Nagle's algorithm is off (`TCP_NODELAY`).
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.io.nodelay()
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on (`TCP_NODELAY`).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.io.set_nodelay(nodelay)
+    }
+
+    /// The send buffer size (`SO_SNDBUF`), as the kernel reports it (Linux
+    /// reports twice the value set, to account for its bookkeeping).
+    pub fn send_buffer_size(&self) -> io::Result<u32> {
+        SockRef::from(&self.io).send_buffer_size().map(saturate)
+    }
+
+    /// Sets the send buffer size (`SO_SNDBUF`); the kernel may round it.
+    pub fn set_send_buffer_size(&self, size: u32) -> io::Result<()> {
+        SockRef::from(&self.io).set_send_buffer_size(size as usize)
+    }
+
+    /// The receive buffer size (`SO_RCVBUF`), as the kernel reports it.
+    pub fn recv_buffer_size(&self) -> io::Result<u32> {
+        SockRef::from(&self.io).recv_buffer_size().map(saturate)
+    }
+
+    /// Sets the receive buffer size (`SO_RCVBUF`); the kernel may round it.
+    pub fn set_recv_buffer_size(&self, size: u32) -> io::Result<()> {
+        SockRef::from(&self.io).set_recv_buffer_size(size as usize)
+    }
+
+    /// The `SO_LINGER` setting.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        SockRef::from(&self.io).linger()
+    }
+
+    /// Sets `SO_LINGER`. `Some(Duration::ZERO)` makes closing the stream
+    /// reset the connection (RST) instead of a graceful FIN.
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        SockRef::from(&self.io).set_linger(linger)
+    }
+
+    /// The IP time-to-live of outgoing packets.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.ttl()
+    }
+
+    /// Sets the IP time-to-live of outgoing packets.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.set_ttl(ttl)
+    }
+
+    /// One `send` with the no-`SIGPIPE` flag.
+    fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        SockRef::from(&self.io).send_with_flags(buf, sys::SEND_FLAGS)
+    }
+
+    /// One `sendmsg` with the no-`SIGPIPE` flag.
+    fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        SockRef::from(&self.io).send_vectored_with_flags(bufs, sys::SEND_FLAGS)
+    }
+
+    /// A read that filled less than its buffer drained the socket: the
+    /// next read would say `WouldBlock`, so skip that syscall and wait for
+    /// the reactor's next event. (End of stream, `Ok(0)`, stays readable.)
+    fn note_read(&self, n: usize, len: usize) {
+        if n > 0 && n < len {
+            self.registration.clear_ready(Direction::Read);
+        }
+    }
+
+    /// A send that took less than offered filled the send buffer.
+    fn note_write(&self, n: usize, len: usize) {
+        if n > 0 && n < len {
+            self.registration.clear_ready(Direction::Write);
+        }
+    }
+
+    pub(crate) fn poll_read_priv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let n = ready!(self
+            .registration
+            .poll_io(cx, Direction::Read, || (&self.io).read(buf)))?;
+        self.note_read(n, buf.len());
+        Poll::Ready(Ok(n))
+    }
+
+    pub(crate) fn poll_read_vectored_priv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let len = bufs.iter().map(|buf| buf.len()).sum();
+        let n = ready!(self
+            .registration
+            .poll_io(cx, Direction::Read, || (&self.io).read_vectored(bufs)))?;
+        self.note_read(n, len);
+        Poll::Ready(Ok(n))
+    }
+
+    pub(crate) fn poll_write_priv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let n = ready!(self
+            .registration
+            .poll_io(cx, Direction::Write, || self.send(buf)))?;
+        self.note_write(n, buf.len());
+        Poll::Ready(Ok(n))
+    }
+
+    pub(crate) fn poll_write_vectored_priv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let len = bufs.iter().map(|buf| buf.len()).sum();
+        let n = ready!(self
+            .registration
+            .poll_io(cx, Direction::Write, || self.send_vectored(bufs)))?;
+        self.note_write(n, len);
+        Poll::Ready(Ok(n))
+    }
+}
+
+/// Saturates a `usize` socket option to the `u32` xev's API uses.
+fn saturate(size: usize) -> u32 {
+    u32::try_from(size).unwrap_or(u32::MAX)
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local_addr", &self.io.local_addr().ok())
+            .field("peer_addr", &self.io.peer_addr().ok())
+            .finish()
+    }
+}
+
+impl AsyncRead for &TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_priv(cx, buf)
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_vectored_priv(cx, bufs)
+    }
+}
+
+impl AsyncWrite for &TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_priv(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored_priv(cx, bufs)
+    }
+
+    /// Sends are not buffered in user space: nothing to flush.
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Shuts down the write side: the peer reads end of stream.
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.shutdown(Shutdown::Write))
+    }
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_priv(cx, buf)
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_vectored_priv(cx, bufs)
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_priv(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored_priv(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Shuts down the write side: the peer reads end of stream.
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.shutdown(Shutdown::Write))
+    }
+}
+
+#[cfg(unix)]
+mod fd {
+    use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+
+    use super::TcpStream;
+
+    impl AsFd for TcpStream {
+        fn as_fd(&self) -> BorrowedFd<'_> {
+            self.io.as_fd()
+        }
+    }
+
+    impl AsRawFd for TcpStream {
+        fn as_raw_fd(&self) -> RawFd {
+            self.io.as_raw_fd()
+        }
+    }
+}
+
+#[cfg(windows)]
+mod socket {
+    use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
+
+    use super::TcpStream;
+
+    impl AsSocket for TcpStream {
+        fn as_socket(&self) -> BorrowedSocket<'_> {
+            self.io.as_socket()
+        }
+    }
+
+    impl AsRawSocket for TcpStream {
+        fn as_raw_socket(&self) -> RawSocket {
+            self.io.as_raw_socket()
+        }
+    }
+}
