@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
+pub mod io;
 pub mod net;
 pub mod rt;
 pub mod time;
