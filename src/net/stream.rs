@@ -388,6 +388,7 @@ impl TcpStream {
     /// A read that filled less than its buffer drained the socket: the
     /// next read would say `WouldBlock`, so skip that syscall and wait for
     /// the reactor's next event. (End of stream, `Ok(0)`, stays readable.)
+    #[inline]
     fn note_read(&self, n: usize, len: usize) {
         if n > 0 && n < len {
             self.registration.clear_ready(Direction::Read);
@@ -395,6 +396,7 @@ impl TcpStream {
     }
 
     /// A send that took less than offered filled the send buffer.
+    #[inline]
     fn note_write(&self, n: usize, len: usize) {
         if n > 0 && n < len {
             self.registration.clear_ready(Direction::Write);

@@ -53,6 +53,7 @@ pub(crate) fn enter_unchecked(core: &Rc<Core>) -> EnterGuard {
 
 /// Runs `f` with the current runtime, or returns `None` outside one (and
 /// while the thread is being torn down).
+#[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(&Rc<Core>) -> R) -> Option<R> {
     CURRENT
         .try_with(|c| c.borrow().as_ref().map(f))

@@ -12,9 +12,9 @@
 //! readiness that arrives while an operation is in flight is never lost, and
 //! no `epoll_ctl` is needed per operation.
 //!
-//! Everything here runs on the runtime's thread. Wakers are collected while
-//! the slab is borrowed and woken after the borrow ends, so a waker that
-//! drops a socket cannot hit a `RefCell` already borrowed.
+//! Everything here runs on the runtime's thread. An event's wakers are taken
+//! out of the slab and woken after its borrow ends, so a waker that drops a
+//! socket cannot hit a `RefCell` already borrowed.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -95,8 +95,6 @@ pub(crate) struct Reactor {
     ios: RefCell<Slab<ScheduledIo>>,
     /// Tells successive sockets in the same slab slot apart.
     next_generation: Cell<u32>,
-    /// Reused between polls so dispatching events does not allocate.
-    wake_list: RefCell<Vec<Waker>>,
     /// Set when the runtime is dropped: sockets that outlive it fail
     /// instead of waiting for events that will never come.
     shut_down: Cell<bool>,
@@ -109,7 +107,6 @@ impl Reactor {
             events: RefCell::new(Events::with_capacity(event_capacity)),
             ios: RefCell::new(Slab::new()),
             next_generation: Cell::new(0),
-            wake_list: RefCell::new(Vec::new()),
             shut_down: Cell::new(false),
         })
     }
@@ -127,52 +124,58 @@ impl Reactor {
             Err(error) if error.kind() == io::ErrorKind::Interrupted => return,
             Err(error) => panic!("xev: polling the reactor for events failed: {error}"),
         }
-        let mut wakers = std::mem::take(&mut *self.wake_list.borrow_mut());
-        {
-            let mut ios = self.ios.borrow_mut();
-            for event in events.iter() {
-                let token = event.token();
-                if token == UNPARK_TOKEN {
+        for event in events.iter() {
+            let token = event.token();
+            if token == UNPARK_TOKEN {
+                continue;
+            }
+            let mut ready = 0;
+            if event.is_readable() {
+                ready |= READABLE;
+            }
+            if event.is_writable() {
+                ready |= WRITABLE;
+            }
+            if event.is_read_closed() {
+                ready |= READ_CLOSED;
+            }
+            if event.is_write_closed() {
+                ready |= WRITE_CLOSED;
+            }
+            if event.is_error() {
+                // Let both directions try their syscall, which reports the
+                // error.
+                ready |= READABLE | WRITABLE;
+            }
+            let (reader, writer) = {
+                let mut ios = self.ios.borrow_mut();
+                let Some(io) = ios.get_mut(token.0 & KEY_MASK) else {
                     continue;
-                }
-                let key = token.0 & KEY_MASK;
-                let generation = (token.0 >> KEY_BITS) as u32;
-                let Some(io) = ios.get_mut(key) else { continue };
-                if io.generation != generation {
+                };
+                if io.generation != (token.0 >> KEY_BITS) as u32 {
                     continue;
-                }
-                let mut ready = 0;
-                if event.is_readable() {
-                    ready |= READABLE;
-                }
-                if event.is_writable() {
-                    ready |= WRITABLE;
-                }
-                if event.is_read_closed() {
-                    ready |= READ_CLOSED;
-                }
-                if event.is_write_closed() {
-                    ready |= WRITE_CLOSED;
-                }
-                if event.is_error() {
-                    // Let both directions try their syscall, which reports
-                    // the error.
-                    ready |= READABLE | WRITABLE;
                 }
                 io.readiness |= ready;
-                if ready & Direction::Read.mask() != 0 {
-                    wakers.extend(io.reader.take());
-                }
-                if ready & Direction::Write.mask() != 0 {
-                    wakers.extend(io.writer.take());
-                }
+                let reader = if ready & Direction::Read.mask() != 0 {
+                    io.reader.take()
+                } else {
+                    None
+                };
+                let writer = if ready & Direction::Write.mask() != 0 {
+                    io.writer.take()
+                } else {
+                    None
+                };
+                (reader, writer)
+            };
+            // Woken once the slab is released: a waker may drop a socket.
+            if let Some(reader) = reader {
+                reader.wake();
+            }
+            if let Some(writer) = writer {
+                writer.wake();
             }
         }
-        drop(events);
-        for waker in wakers.drain(..) {
-            waker.wake();
-        }
-        *self.wake_list.borrow_mut() = wakers;
     }
 
     /// Fails every pending and future operation on this reactor's sockets.
@@ -254,6 +257,7 @@ impl Registration {
 
     /// Ready if the last operation in `direction` did not see `WouldBlock`
     /// or an event came since; otherwise stores the waker and is pending.
+    #[inline]
     pub(crate) fn poll_ready(
         &self,
         cx: &mut Context<'_>,
@@ -277,6 +281,7 @@ impl Registration {
     }
 
     /// Whether `direction` is believed ready, without registering a waker.
+    #[inline]
     pub(crate) fn is_ready(&self, direction: Direction) -> bool {
         self.core.reactor.ios.borrow()[self.key].readiness & direction.mask() != 0
     }
@@ -284,6 +289,7 @@ impl Registration {
     /// Forgets `direction`'s readiness: the socket said `WouldBlock` (or a
     /// short read or write showed its buffer is drained), and edge-triggered
     /// epoll will report when it changes.
+    #[inline]
     pub(crate) fn clear_ready(&self, direction: Direction) {
         self.core.reactor.ios.borrow_mut()[self.key].readiness &= !direction.ready_bit();
     }

@@ -48,6 +48,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Queues a woken task: on the local run queue when called on the
     /// runtime's own thread while it is current, else on the remote queue.
+    #[inline]
     pub(crate) fn schedule(self: &Arc<Shared>, id: TaskId) {
         let local = context::with_current(|core| {
             if Arc::ptr_eq(&core.shared, self) {
@@ -58,15 +59,20 @@ impl Shared {
             }
         });
         if local != Some(true) {
-            self.remote_queue
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(id);
-            if !self.notified.swap(true, Ordering::AcqRel) {
-                // Fails only if the eventfd is gone, i.e. the runtime is
-                // being dropped: then there is nobody left to wake.
-                let _ = self.unpark.wake();
-            }
+            self.schedule_remote(id);
+        }
+    }
+
+    #[cold]
+    fn schedule_remote(&self, id: TaskId) {
+        self.remote_queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(id);
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            // Fails only if the eventfd is gone, i.e. the runtime is being
+            // dropped: then there is nobody left to wake.
+            let _ = self.unpark.wake();
         }
     }
 }
@@ -155,10 +161,22 @@ impl Core {
             Some(Duration::ZERO)
         };
         self.reactor.poll(timeout);
-        let mut wakers = Vec::new();
-        self.timers.borrow_mut().fire(Instant::now(), &mut wakers);
-        wakers.into_iter().for_each(Waker::wake);
+        self.fire_timers();
         self.drain_remote_queue();
+    }
+
+    /// Wakes the tasks whose timers are due. Reads the clock only if a timer
+    /// is armed.
+    fn fire_timers(&self) {
+        let mut wakers = Vec::new();
+        {
+            let mut timers = self.timers.borrow_mut();
+            if timers.is_empty() {
+                return;
+            }
+            timers.fire(Instant::now(), &mut wakers);
+        }
+        wakers.into_iter().for_each(Waker::wake);
     }
 
     /// Drops every task, timer and socket waiter, on this thread.

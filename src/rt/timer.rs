@@ -181,9 +181,8 @@ impl TimerQueue {
             .collect()
     }
 
-    /// How many timers are armed.
-    #[allow(dead_code)]
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+    /// Whether no timer is armed (fired ones not yet dropped count as armed).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
