@@ -408,10 +408,10 @@ struct Entry {
     waker: Option<Waker>,
 }
 
-/// The error every request from `first_failed` on reports. `io::Error` is
-/// not `Clone`, so it is kept in a form that can be rebuilt for each.
+/// The error every request not yet complete when it happened reports (the
+/// queue's `completed` count stops there). `io::Error` is not `Clone`, so it
+/// is kept in a form that can be rebuilt for each.
 struct Failure {
-    first_failed: u64,
     os_error: Option<i32>,
     kind: io::ErrorKind,
     message: String,
@@ -538,7 +538,6 @@ impl QueueCore {
     /// Fails every queued buffer (and every later push) with `error`.
     fn fail(&mut self, error: &io::Error, wakers: &mut Vec<Waker>) {
         self.failure = Some(Failure {
-            first_failed: self.completed,
             os_error: error.raw_os_error(),
             kind: error.kind(),
             message: error.to_string(),
@@ -716,10 +715,11 @@ mod tests {
         // Each request's result: Ok(len) exactly for the buffers before the
         // first failed one, all of which are in the output; the error's kind
         // for that one and every one after it.
-        let first_failed = core
-            .failure
-            .as_ref()
-            .map_or(u64::MAX, |failure| failure.first_failed);
+        let first_failed = if core.failure.is_some() {
+            core.completed
+        } else {
+            u64::MAX
+        };
         let mut end = 0;
         for (seq, buf) in pushed.iter().enumerate() {
             end += buf.len();

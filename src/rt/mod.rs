@@ -37,7 +37,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-pub use runtime::{Builder, Runtime};
+pub use runtime::{Builder, Runtime, RuntimeMetrics};
 pub use task::{JoinError, JoinHandle};
 
 /// Runs `future` to completion on a new runtime on the current thread, then
@@ -86,6 +86,25 @@ where
     F::Output: 'static,
 {
     context::current("`xev::rt::spawn`").spawn(future)
+}
+
+/// Counts of the current runtime's tasks, sockets and timers: for tests
+/// and monitoring (a leak shows as a count that keeps growing).
+///
+/// # Panics
+/// Outside a runtime.
+///
+/// ```
+/// xev::rt::block_on(async {
+///     let before = xev::rt::metrics();
+///     let listener = xev::net::TcpListener::bind("127.0.0.1:0").unwrap();
+///     assert_eq!(xev::rt::metrics().registered_sockets, before.registered_sockets + 1);
+///     drop(listener);
+///     assert_eq!(xev::rt::metrics(), before);
+/// });
+/// ```
+pub fn metrics() -> RuntimeMetrics {
+    context::current("`xev::rt::metrics`").metrics()
 }
 
 /// Yields to the runtime once: other ready tasks, I/O and timers get a turn

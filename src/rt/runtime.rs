@@ -282,6 +282,28 @@ impl Runtime {
     }
 }
 
+/// Counts that describe a runtime's load, from [`metrics`](crate::rt::metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RuntimeMetrics {
+    /// Tasks spawned and not yet finished.
+    pub tasks: usize,
+    /// Sockets registered with the reactor.
+    pub registered_sockets: usize,
+    /// Timers armed (including fired ones whose `Sleep` is not dropped yet).
+    pub timers: usize,
+}
+
+impl Core {
+    pub(crate) fn metrics(&self) -> RuntimeMetrics {
+        RuntimeMetrics {
+            tasks: self.tasks.borrow().len(),
+            registered_sockets: self.reactor.registrations(),
+            timers: self.timers.borrow().len(),
+        }
+    }
+}
+
 impl Drop for Runtime {
     fn drop(&mut self) {
         // Tasks are dropped inside this runtime's context, so their

@@ -181,6 +181,11 @@ impl TimerQueue {
             .collect()
     }
 
+    /// How many timers are armed (fired ones not yet dropped included).
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Whether no timer is armed (fired ones not yet dropped count as armed).
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
