@@ -145,13 +145,15 @@ impl WriteQueue {
     }
 
     /// Resolves once everything pushed before the call has been written, or
-    /// with the queue's error.
+    /// with the queue's error. Buffers pushed after the call (even before the
+    /// future is first polled) are not waited for.
     ///
     /// # Cancel safety
     /// Cancel safe: dropping the future cancels no write.
-    pub async fn flush(&self) -> io::Result<()> {
+    pub fn flush(&self) -> impl Future<Output = io::Result<()>> + '_ {
+        // Taken now, not at the first poll: "before the call" is the contract.
         let target = self.core.borrow().next_seq();
-        poll_fn(|cx| self.core.borrow_mut().poll_flush(target, cx)).await
+        poll_fn(move |cx| self.core.borrow_mut().poll_flush(target, cx))
     }
 
     /// Bytes pushed and not yet written.
@@ -435,6 +437,10 @@ struct QueueCore {
     entries: VecDeque<Entry>,
     front_written: usize,
     completed: u64,
+    /// Every push so far, failed ones included: the next push's number. Not
+    /// derived from `entries`, which a failure empties, so a `flush` after
+    /// a failure still waits for (and so reports) the failed buffers.
+    pushed: u64,
     queued_bytes: usize,
     failure: Option<Failure>,
     /// `flush` calls waiting for `completed` to reach their target.
@@ -453,6 +459,7 @@ impl QueueCore {
             entries: VecDeque::new(),
             front_written: 0,
             completed: 0,
+            pushed: 0,
             queued_bytes: 0,
             failure: None,
             flush_waiters: Vec::new(),
@@ -463,13 +470,14 @@ impl QueueCore {
     }
 
     fn next_seq(&self) -> u64 {
-        self.completed + self.entries.len() as u64
+        self.pushed
     }
 
     /// Queues `buf`; returns its sequence number. After a failure nothing
     /// is queued, and the number returned is one that reports the failure.
     fn push(&mut self, buf: WriteBuf) -> u64 {
-        let seq = self.next_seq();
+        let seq = self.pushed;
+        self.pushed += 1;
         if self.failure.is_none() {
             self.queued_bytes += buf.as_slice().len();
             self.entries.push_back(Entry { buf, waker: None });
