@@ -167,14 +167,18 @@ impl TcpStream {
     /// # Cancel safety
     /// Not cancel safe: bytes read before the future is dropped are lost
     /// (they are in `buf`, but how many is unknown).
-    pub async fn read_exact(&self, mut buf: &mut [u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.read(buf).await? {
-                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-                n => buf = &mut buf[n..],
+    pub async fn read_exact(&self, buf: &mut [u8]) -> io::Result<()> {
+        let mut filled = 0;
+        poll_fn(|cx| {
+            while filled < buf.len() {
+                match ready!(self.poll_read_priv(cx, &mut buf[filled..]))? {
+                    0 => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
+                    n => filled += n,
+                }
             }
-        }
-        Ok(())
+            Poll::Ready(Ok(()))
+        })
+        .await
     }
 
     /// Like [`read`](Self::read), into several buffers in order (`readv`).
@@ -215,14 +219,18 @@ impl TcpStream {
     /// Not cancel safe: if the future is dropped, an unknown prefix of `buf`
     /// has been written. Use a [`WriteQueue`](crate::io::WriteQueue) to hand
     /// buffers over and not care.
-    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.write(buf).await? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                n => buf = &buf[n..],
+    pub async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        let mut written = 0;
+        poll_fn(|cx| {
+            while written < buf.len() {
+                match ready!(self.poll_write_priv(cx, &buf[written..]))? {
+                    0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    n => written += n,
+                }
             }
-        }
-        Ok(())
+            Poll::Ready(Ok(()))
+        })
+        .await
     }
 
     /// Like [`write`](Self::write), from several buffers in order, with one
