@@ -30,7 +30,7 @@
 pub(crate) mod context;
 pub(crate) mod reactor;
 pub(crate) mod runtime;
-mod task;
+pub(crate) mod task;
 pub(crate) mod timer;
 
 use std::future::Future;

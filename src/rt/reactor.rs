@@ -28,6 +28,7 @@ use slab::Slab;
 
 use super::context;
 use super::runtime::Core;
+use super::task::TaskId;
 
 /// Low bits of a token hold the slab key, high bits the generation.
 const KEY_BITS: u32 = if usize::BITS >= 64 { 32 } else { 24 };
@@ -72,16 +73,38 @@ impl Direction {
     }
 }
 
+/// Who waits for a direction of a socket.
+#[derive(Default)]
+enum Waiter {
+    #[default]
+    Nobody,
+    /// An xev task, polled with its own waker: queued directly, without
+    /// cloning, waking and dropping the `Waker`.
+    Task(TaskId),
+    /// Anything else (a combinator's waker, another executor's).
+    Waker(Waker),
+}
+
+impl Waiter {
+    fn wake(self, wake_task: &impl Fn(TaskId)) {
+        match self {
+            Waiter::Nobody => {}
+            Waiter::Task(id) => wake_task(id),
+            Waiter::Waker(waker) => waker.wake(),
+        }
+    }
+}
+
 /// A registered socket's readiness and waiters.
 struct ScheduledIo {
     generation: u32,
     readiness: u8,
-    reader: Option<Waker>,
-    writer: Option<Waker>,
+    reader: Waiter,
+    writer: Waiter,
 }
 
 impl ScheduledIo {
-    fn waiter(&mut self, direction: Direction) -> &mut Option<Waker> {
+    fn waiter(&mut self, direction: Direction) -> &mut Waiter {
         match direction {
             Direction::Read => &mut self.reader,
             Direction::Write => &mut self.writer,
@@ -116,8 +139,9 @@ impl Reactor {
         mio::Waker::new(self.poll.borrow().registry(), UNPARK_TOKEN)
     }
 
-    /// Waits for events (at most `timeout`) and wakes the tasks they concern.
-    pub(crate) fn poll(&self, timeout: Option<Duration>) {
+    /// Waits for events (at most `timeout`) and wakes the tasks they concern;
+    /// `wake_task` queues an xev task by id.
+    pub(crate) fn poll(&self, timeout: Option<Duration>, wake_task: impl Fn(TaskId)) {
         let mut events = self.events.borrow_mut();
         match self.poll.borrow_mut().poll(&mut events, timeout) {
             Ok(()) => {}
@@ -157,38 +181,44 @@ impl Reactor {
                 }
                 io.readiness |= ready;
                 let reader = if ready & Direction::Read.mask() != 0 {
-                    io.reader.take()
+                    std::mem::take(&mut io.reader)
                 } else {
-                    None
+                    Waiter::Nobody
                 };
                 let writer = if ready & Direction::Write.mask() != 0 {
-                    io.writer.take()
+                    std::mem::take(&mut io.writer)
                 } else {
-                    None
+                    Waiter::Nobody
                 };
                 (reader, writer)
             };
             // Woken once the slab is released: a waker may drop a socket.
-            if let Some(reader) = reader {
-                reader.wake();
-            }
-            if let Some(writer) = writer {
-                writer.wake();
-            }
+            reader.wake(&wake_task);
+            writer.wake(&wake_task);
         }
     }
 
     /// Fails every pending and future operation on this reactor's sockets.
     pub(crate) fn shutdown(&self) {
         self.shut_down.set(true);
-        let wakers: Vec<Waker> = self
+        // Tasks are gone by now; other wakers belong to whoever polls the
+        // socket next, who then sees the shutdown error.
+        let waiters: Vec<Waiter> = self
             .ios
             .borrow_mut()
             .iter_mut()
-            .flat_map(|(_, io)| [io.reader.take(), io.writer.take()])
-            .flatten()
+            .flat_map(|(_, io)| {
+                [
+                    std::mem::take(&mut io.reader),
+                    std::mem::take(&mut io.writer),
+                ]
+            })
             .collect();
-        wakers.into_iter().for_each(Waker::wake);
+        for waiter in waiters {
+            if let Waiter::Waker(waker) = waiter {
+                waker.wake();
+            }
+        }
     }
 
     /// How many sockets are registered.
@@ -243,8 +273,8 @@ impl Registration {
             entry.insert(ScheduledIo {
                 generation,
                 readiness: 0,
-                reader: None,
-                writer: None,
+                reader: Waiter::Nobody,
+                writer: Waiter::Nobody,
             });
             key
         };
@@ -273,10 +303,17 @@ impl Registration {
             return Poll::Ready(Ok(()));
         }
         let waiter = io.waiter(direction);
-        match waiter {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => *waiter = Some(cx.waker().clone()),
-        }
+        let new = match self.core.running_task(cx.waker()) {
+            Some(id) => Waiter::Task(id),
+            None => match waiter {
+                Waiter::Waker(waker) if waker.will_wake(cx.waker()) => return Poll::Pending,
+                _ => Waiter::Waker(cx.waker().clone()),
+            },
+        };
+        let old = std::mem::replace(waiter, new);
+        drop(ios);
+        // Dropped after the borrow: a waker's destructor is foreign code.
+        drop(old);
         Poll::Pending
     }
 

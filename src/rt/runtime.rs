@@ -19,7 +19,7 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, RawWakerVTable, Waker};
 use std::time::{Duration, Instant};
 
 use slab::Slab;
@@ -80,6 +80,28 @@ impl Shared {
 struct TaskSlot {
     generation: u32,
     task: Rc<dyn Runnable>,
+    waker: Arc<TaskWaker>,
+    running: Running,
+}
+
+/// The task being polled, and the identity of its waker: a waker the
+/// reactor recognises as this one is stored as the task's id, and woken
+/// without touching the `Waker` (no reference count, no thread-local).
+#[derive(Clone, Copy)]
+struct Running {
+    id: TaskId,
+    waker_data: *const (),
+    waker_vtable: *const RawWakerVTable,
+}
+
+impl Running {
+    fn of(id: TaskId, waker: &Waker) -> Running {
+        Running {
+            id,
+            waker_data: waker.data(),
+            waker_vtable: waker.vtable(),
+        }
+    }
 }
 
 /// A runtime's thread-local state: its tasks, run queue, reactor and timers.
@@ -91,6 +113,9 @@ pub(crate) struct Core {
     next_generation: Cell<u32>,
     pub(crate) reactor: Reactor,
     pub(crate) timers: RefCell<TimerQueue>,
+    running: Cell<Option<Running>>,
+    /// The waker state of the latest `block_on` future.
+    main_waker: RefCell<Option<Arc<TaskWaker>>>,
 }
 
 impl Core {
@@ -107,23 +132,56 @@ impl Core {
             key: entry.key(),
             generation,
         };
-        let task = Rc::new(Task::new(future, TaskWaker::new(id, self.shared.clone())));
+        let waker = TaskWaker::new(id, self.shared.clone());
+        let task = Rc::new(Task::new(future, waker.clone()));
         entry.insert(TaskSlot {
             generation,
             task: task.clone(),
+            running: Running::of(id, task.waker()),
+            waker,
         });
         drop(tasks);
         self.run_queue.borrow_mut().push_back(id);
         JoinHandle::new(task)
     }
 
+    /// The id of the task being polled, if `waker` is that task's waker.
+    #[inline]
+    pub(crate) fn running_task(&self, waker: &Waker) -> Option<TaskId> {
+        let running = self.running.get()?;
+        let own = std::ptr::eq(waker.data(), running.waker_data)
+            && std::ptr::eq(waker.vtable(), running.waker_vtable);
+        own.then_some(running.id)
+    }
+
+    /// Queues a task, as its waker would, for the reactor on this thread.
+    pub(crate) fn wake_task(&self, id: TaskId) {
+        let newly_scheduled = if id == MAIN_TASK {
+            self.main_waker
+                .borrow()
+                .as_ref()
+                .is_some_and(|waker| waker.mark_scheduled())
+        } else {
+            match self.tasks.borrow().get(id.key) {
+                Some(slot) if slot.generation == id.generation => slot.waker.mark_scheduled(),
+                _ => false,
+            }
+        };
+        if newly_scheduled {
+            self.run_queue.borrow_mut().push_back(id);
+        }
+    }
+
     /// Polls one queued task, and frees its slot if it finished.
     fn run_task(&self, id: TaskId) {
-        let task = match self.tasks.borrow().get(id.key) {
-            Some(slot) if slot.generation == id.generation => slot.task.clone(),
+        let (task, running) = match self.tasks.borrow().get(id.key) {
+            Some(slot) if slot.generation == id.generation => (slot.task.clone(), slot.running),
             _ => return,
         };
-        if task.run() {
+        self.running.set(Some(running));
+        let finished = task.run();
+        self.running.set(None);
+        if finished {
             // The slot is dropped after the borrow ends: dropping a detached
             // task's output runs user code, which may spawn.
             let slot = self.tasks.borrow_mut().try_remove(id.key);
@@ -160,7 +218,7 @@ impl Core {
         } else {
             Some(Duration::ZERO)
         };
-        self.reactor.poll(timeout);
+        self.reactor.poll(timeout, |id| self.wake_task(id));
         self.fire_timers();
         self.drain_remote_queue();
     }
@@ -260,8 +318,11 @@ impl Runtime {
         let core = &*self.core;
         let mut future = pin!(future);
         let main_waker = TaskWaker::new(MAIN_TASK, core.shared.clone());
-        let waker = Waker::from(main_waker.clone());
+        let waker = main_waker.waker();
         let mut cx = Context::from_waker(&waker);
+        let running = Running::of(MAIN_TASK, &waker);
+        core.running.set(None);
+        *core.main_waker.borrow_mut() = Some(main_waker.clone());
         core.run_queue.borrow_mut().push_back(MAIN_TASK);
         loop {
             for _ in 0..BUDGET {
@@ -270,7 +331,10 @@ impl Runtime {
                 };
                 if id == MAIN_TASK {
                     main_waker.unschedule();
-                    if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                    core.running.set(Some(running));
+                    let poll = future.as_mut().poll(&mut cx);
+                    core.running.set(None);
+                    if let Poll::Ready(output) = poll {
                         return output;
                     }
                 } else {
@@ -370,6 +434,8 @@ impl Builder {
             next_generation: Cell::new(0),
             reactor,
             timers: RefCell::new(TimerQueue::new()),
+            running: Cell::new(None),
+            main_waker: RefCell::new(None),
         };
         Ok(Runtime {
             core: Rc::new(core),

@@ -63,6 +63,18 @@ impl TaskWaker {
     pub(crate) fn unschedule(&self) {
         self.scheduled.store(false, Ordering::Release);
     }
+
+    /// Marks the task queued; `false` if it already was (or has finished).
+    /// For a wake on the runtime's thread that bypasses the `Waker`.
+    pub(crate) fn mark_scheduled(&self) -> bool {
+        !self.scheduled.swap(true, Ordering::AcqRel)
+    }
+
+    /// The task's `Waker`. Every xev waker is made here, so they all share
+    /// one vtable, which lets the reactor recognise them.
+    pub(crate) fn waker(self: &Arc<Self>) -> Waker {
+        Waker::from(self.clone())
+    }
 }
 
 impl Wake for TaskWaker {
@@ -73,7 +85,7 @@ impl Wake for TaskWaker {
 
     #[inline]
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
+        if self.mark_scheduled() {
             self.shared.schedule(self.id);
         }
     }
@@ -119,11 +131,15 @@ impl<F: Future> Task<F> {
     pub(crate) fn new(future: F, waker_state: Arc<TaskWaker>) -> Task<F> {
         Task {
             stage: RefCell::new(Stage::Running(Box::pin(future))),
-            waker: Waker::from(waker_state.clone()),
+            waker: waker_state.waker(),
             waker_state,
             aborted: Cell::new(false),
             join_waker: Cell::new(None),
         }
+    }
+
+    pub(crate) fn waker(&self) -> &Waker {
+        &self.waker
     }
 
     fn finish(&self, result: Result<F::Output, JoinError>) {
