@@ -59,9 +59,12 @@ impl TaskWaker {
         })
     }
 
-    /// Called right before the task is polled: wakes from now on queue it again.
+    /// Called right before the task is polled: wakes from now on queue it
+    /// again. A swap, not a store: its acquire half pairs with the release
+    /// half of a wake that found the flag still set, so the poll sees what
+    /// that waker's thread wrote before waking.
     pub(crate) fn unschedule(&self) {
-        self.scheduled.store(false, Ordering::Release);
+        self.scheduled.swap(false, Ordering::AcqRel);
     }
 
     /// Marks the task queued; `false` if it already was (or has finished).

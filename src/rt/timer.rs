@@ -67,9 +67,15 @@ impl TimerQueue {
             .unwrap_or_else(|| self.origin + Duration::from_secs(86_400 * 365 * 30))
     }
 
-    fn push(&mut self, key: usize, tick: u64) -> TimerKey {
+    /// Arms entry `key` for `tick` under a new generation. The entry is
+    /// updated before the heap may be swept, so the sweep keeps its triple.
+    fn arm(&mut self, key: usize, tick: u64) -> TimerKey {
         let generation = self.next_generation;
         self.next_generation += 1;
+        let entry = &mut self.entries[key];
+        entry.tick = tick;
+        entry.generation = generation;
+        entry.fired = false;
         self.heap.push(Reverse((tick, key, generation)));
         if self.heap.len() > 64 && self.heap.len() > 2 * self.entries.len() {
             self.sweep();
@@ -86,20 +92,13 @@ impl TimerQueue {
             waker: Some(waker),
             fired: false,
         });
-        let timer = self.push(key, tick);
-        self.entries[key].generation = timer.generation;
-        timer
+        self.arm(key, tick)
     }
 
     /// Re-arms `timer` for a new deadline; returns its new key.
     pub(crate) fn reset(&mut self, timer: TimerKey, deadline: Instant) -> TimerKey {
         let tick = self.tick_at_or_after(deadline);
-        let timer = self.push(timer.key, tick);
-        let entry = &mut self.entries[timer.key];
-        entry.tick = tick;
-        entry.generation = timer.generation;
-        entry.fired = false;
-        timer
+        self.arm(timer.key, tick)
     }
 
     /// Whether `timer` fired; if not, `waker` is stored to be woken when it does.
