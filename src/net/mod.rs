@@ -11,6 +11,8 @@ mod socket;
 mod split;
 mod stream;
 mod sys;
+#[cfg(feature = "tokio-io")]
+mod tokio_io;
 
 pub use listener::{Incoming, TcpListener};
 pub use socket::TcpSocket;

@@ -108,6 +108,12 @@ impl OwnedReadHalf {
         self.stream.peer_addr()
     }
 
+    /// The stream, for trait impls in other modules.
+    #[cfg_attr(not(feature = "tokio-io"), allow(dead_code))]
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
     /// Puts the halves back together.
     ///
     /// # Errors
