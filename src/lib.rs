@@ -1,20 +1,259 @@
 //! # xev
 //!
 //! A small single-threaded async runtime for TCP, in the spirit of the Zig
-//! event loop libxev: one thread runs an executor and a mio reactor, whose
-//! wakers resolve `accept`, `connect`, `read` and `write` futures.
+//! event loop [libxev]: one thread runs an executor and a [mio] reactor, whose
+//! wakers resolve `accept`, `connect`, `read` and `write` futures, and a
+//! [`WriteQueue`](io::WriteQueue) takes care of ordered, partial, vectored
+//! writes.
+//!
+//! ```
+//! use xev::net::{TcpListener, TcpStream};
+//!
+//! xev::rt::block_on(async {
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
+//!     let addr = listener.local_addr()?;
+//!     // A task: runs concurrently with this future, on this same thread.
+//!     let server = xev::rt::spawn(async move {
+//!         let (stream, _peer) = listener.accept().await?;
+//!         let mut buf = [0; 64];
+//!         let n = stream.read(&mut buf).await?;
+//!         stream.write_all(&buf[..n]).await?;
+//!         std::io::Result::Ok(())
+//!     });
+//!
+//!     let client = TcpStream::connect(addr).await?;
+//!     client.write_all(b"hello").await?;
+//!     let mut echo = [0; 5];
+//!     client.read_exact(&mut echo).await?;
+//!     assert_eq!(&echo, b"hello");
+//!     server.await??;
+//!     std::io::Result::Ok(())
+//! })
+//! .unwrap();
+//! ```
+//!
+//! # The model
+//!
+//! **One thread, one runtime.** [`rt::block_on`] (or [`#[xev::main]`](main),
+//! or [`rt::Runtime::block_on`]) runs a future to completion on the thread that
+//! calls it. Everything else — every task, every socket, every timer — lives
+//! on that thread too. Nothing is ever moved to another thread, so nothing has
+//! to be `Send`: share state between tasks with `Rc` and `RefCell`. A runtime
+//! per thread (each with its own sockets) is how to use more cores.
+//!
+//! The flip side: a task that blocks the thread (a blocking syscall, a long
+//! computation, `std::thread::sleep`) stops everything else. Do such work on a
+//! `std::thread` and send the result back with a channel; wakers may be used
+//! from any thread, and a wake from another thread interrupts the reactor:
+//!
+//! ```
+//! use futures::channel::oneshot;
+//!
+//! let sum = xev::rt::block_on(async {
+//!     let (tx, rx) = oneshot::channel();
+//!     std::thread::spawn(move || {
+//!         let sum: u64 = (1..=1_000_000).sum(); // stand-in for blocking work
+//!         let _ = tx.send(sum);
+//!     });
+//!     rx.await.unwrap()
+//! });
+//! assert_eq!(sum, 500_000_500_000);
+//! ```
+//!
+//! **Tasks.** [`rt::spawn`] starts a task: a future the runtime polls
+//! whenever it has been woken. It returns a [`JoinHandle`](rt::JoinHandle),
+//! itself a future for the task's output. Dropping the handle detaches the task
+//! (it keeps running); [`abort`](rt::JoinHandle::abort) cancels it. A panic in a
+//! task is caught and comes back as a [`JoinError`](rt::JoinError); it never
+//! takes the runtime down. When the runtime ends (when `rt::block_on` returns),
+//! the tasks still running are dropped.
+//!
+//! **The reactor.** Each socket is registered with the runtime current when it
+//! was created, and must be used on that runtime. When a read (say) finds no
+//! data, its future stores the task's waker and returns `Pending`; when no task
+//! is ready, the runtime sleeps in the OS's poller (`epoll`, `kqueue`, IOCP via
+//! mio) until a socket is ready, the next timer is due, or another thread wakes
+//! a task. The ready socket's waker then schedules exactly the task waiting on
+//! it. Timers ([`time::sleep`], [`time::timeout`], [`time::interval`]) have one
+//! millisecond resolution and never fire early.
+//!
+//! **Fairness.** The runtime runs a bounded batch of ready tasks, then polls
+//! for I/O, even if tasks are still ready: a task that keeps waking itself
+//! slows the others but cannot starve them. A task that never reaches an
+//! `.await` that returns `Pending`, however, holds the thread for good.
+//! [`rt::yield_now`] gives the others a turn inside a long loop.
+//!
+//! # Cancel safety
+//!
+//! Dropping a future cancels it: that is what [`time::timeout`],
+//! `futures::select!` and an aborted task do. Every async method in xev says in
+//! its docs (`# Cancel safety`) what is lost when its future is dropped before
+//! it completes. In short: [`read`](net::TcpStream::read),
+//! [`write`](net::TcpStream::write), [`accept`](net::TcpListener::accept),
+//! [`readable`](net::TcpStream::readable), [`peek`](net::TcpStream::peek) and
+//! [`Interval::tick`](time::Interval::tick) lose nothing — they either completed
+//! or had no effect — so they can be retried in a loop with a timeout or in a
+//! `select!`. [`read_exact`](net::TcpStream::read_exact) and
+//! [`write_all`](net::TcpStream::write_all) are not: when dropped, an unknown
+//! part of the buffer has been transferred.
 //!
 //! ```
 //! use std::time::Duration;
+//! use xev::net::{TcpListener, TcpStream};
 //!
 //! xev::rt::block_on(async {
-//!     let task = xev::rt::spawn(async {
-//!         xev::time::sleep(Duration::from_millis(1)).await;
-//!         "done"
-//!     });
-//!     assert_eq!(task.await.unwrap(), "done");
-//! });
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
+//!     let client = TcpStream::connect(listener.local_addr()?).await?;
+//!     let (server, _) = listener.accept().await?;
+//!
+//!     let mut buf = [0; 16];
+//!     // Nothing has arrived: the read times out, and nothing is lost...
+//!     let waited = xev::time::timeout(Duration::from_millis(10), server.read(&mut buf)).await;
+//!     assert!(waited.is_err());
+//!     // ...so the next read gets all of it.
+//!     client.write_all(b"late").await?;
+//!     let n = server.read(&mut buf).await?;
+//!     assert_eq!(&buf[..n], b"late");
+//!     std::io::Result::Ok(())
+//! })
+//! .unwrap();
 //! ```
+//!
+//! # When to use `WriteQueue`
+//!
+//! [`TcpStream::write_all`](net::TcpStream::write_all) is right when the task
+//! that writes waits for the write anyway: a request/response loop, a proxy
+//! copying one direction. Reach for [`WriteQueue`](io::WriteQueue) when:
+//!
+//! - **several tasks write to one socket** (replies from many handlers,
+//!   messages from many peers): each [`push`](io::WriteQueue::push) is written
+//!   whole and in order, never interleaved with another;
+//! - **the writer should not wait** (fan-out to many clients, fire-and-forget
+//!   notifications): the runtime drains the queue whether or not anyone awaits
+//!   the [`WriteRequest`](io::WriteRequest);
+//! - **many small messages** are sent: adjacent buffers go out in one vectored
+//!   send, so they cost one syscall, not one each;
+//! - **a write must not be torn by cancellation**: dropping a request does not
+//!   cancel its write, unlike dropping `write_all`.
+//!
+//! Watch [`queued_bytes`](io::WriteQueue::queued_bytes) to apply backpressure
+//! to a peer that reads slower than you write. (tokio has no equivalent: there,
+//! one writes through a channel to a writer task.)
+//!
+//! ```
+//! use std::rc::Rc;
+//! use xev::io::WriteQueue;
+//! use xev::net::{TcpListener, TcpStream};
+//!
+//! xev::rt::block_on(async {
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
+//!     let client = TcpStream::connect(listener.local_addr()?).await?;
+//!     let (server, _) = listener.accept().await?;
+//!
+//!     let queue = Rc::new(WriteQueue::new(Rc::new(server)));
+//!     let tasks: Vec<_> = (0..3)
+//!         .map(|i| {
+//!             let queue = queue.clone();
+//!             // Each task pushes and moves on; each message arrives whole.
+//!             xev::rt::spawn(async move {
+//!                 drop(queue.push(format!("message {i}\n")));
+//!             })
+//!         })
+//!         .collect();
+//!     for task in tasks {
+//!         task.await.unwrap();
+//!     }
+//!     queue.flush().await?;
+//!
+//!     let mut got = vec![0; 30];
+//!     client.read_exact(&mut got).await?;
+//!     assert_eq!(got, b"message 0\nmessage 1\nmessage 2\n");
+//!     std::io::Result::Ok(())
+//! })
+//! .unwrap();
+//! ```
+//!
+//! # Coming from tokio
+//!
+//! xev is close to tokio's current-thread runtime with `LocalSet`, minus
+//! everything that is not TCP or timers. The names map as follows.
+//!
+//! | tokio | xev | notes |
+//! |---|---|---|
+//! | `#[tokio::main(flavor = "current_thread")]` | [`#[xev::main]`](main) | |
+//! | `#[tokio::test]` | [`#[xev::test]`](test) | `#[xev::test(timeout_ms = 2000)]` bounds a test |
+//! | `runtime::Builder::new_current_thread().enable_all().build()` | [`rt::Runtime::builder().build()`](rt::Runtime::builder) | I/O and timers are always on |
+//! | `Runtime::block_on(&self, f)` | [`rt::Runtime::block_on`], [`rt::block_on`] | `rt::block_on` builds a runtime for the call |
+//! | `tokio::spawn`, `task::spawn_local` + `LocalSet` | [`rt::spawn`] | no `Send` bound, no `LocalSet` |
+//! | `task::JoinHandle`, `task::JoinError` | [`rt::JoinHandle`], [`rt::JoinError`] | `abort()`, `is_finished()`; dropping detaches |
+//! | `task::yield_now` | [`rt::yield_now`] | |
+//! | `task::spawn_blocking` | `std::thread::spawn` + a channel | see [the model](#the-model) |
+//! | `time::sleep`, `sleep_until`, `timeout`, `timeout_at` | [`time::sleep`], [`time::sleep_until`], [`time::timeout`], [`time::timeout_at`] | `Err(Elapsed)` on timeout |
+//! | `time::interval(p)` + `.tick().await` | [`time::interval`] + [`tick`](time::Interval::tick) | also a `Stream`; a late interval catches up (tokio's default `Burst`) |
+//! | `net::TcpListener::bind(a).await` | [`net::TcpListener::bind(a)`](net::TcpListener::bind) | not async; `SO_REUSEADDR` set |
+//! | `listener.accept().await` | [`listener.accept().await`](net::TcpListener::accept) | also [`incoming()`](net::TcpListener::incoming), a `Stream` |
+//! | `net::TcpStream::connect(a).await` | [`net::TcpStream::connect(a).await`](net::TcpStream::connect) | |
+//! | `net::TcpSocket` | [`net::TcpSocket`] | |
+//! | `AsyncReadExt::read(&mut s, buf)` | [`s.read(buf)`](net::TcpStream::read) | inherent, takes `&self` |
+//! | `AsyncReadExt::read_exact` | [`s.read_exact(buf)`](net::TcpStream::read_exact) | returns `()`, not the length |
+//! | `AsyncWriteExt::write`, `write_all` | [`s.write`](net::TcpStream::write), [`s.write_all`](net::TcpStream::write_all) | inherent, `&self`; no flush needed |
+//! | `AsyncWriteExt::shutdown(&mut s)` | [`s.shutdown(Shutdown::Write)`](net::TcpStream::shutdown) | synchronous |
+//! | `s.split()` (borrowed halves) | `&s`, or `Rc<TcpStream>` | every method takes `&self` |
+//! | `s.into_split()`, `reunite` | [`s.into_split()`](net::TcpStream::into_split), [`reunite`](net::OwnedReadHalf::reunite) | dropping the write half sends FIN |
+//! | `readable`, `writable`, `try_read`, `try_write`, `peek` | the same names on [`net::TcpStream`] | |
+//! | `io::copy`, `io::BufReader`, `AsyncBufReadExt::lines` | `futures::io::{copy, BufReader, AsyncBufReadExt}` | or tokio's, with feature `tokio-io` |
+//! | `tokio_util::codec::Framed` | the same, with feature `tokio-io` | |
+//! | `mpsc` channel + a writer task | [`io::WriteQueue`] | [when to use it](#when-to-use-writequeue) |
+//! | `sync::{mpsc, oneshot, Mutex, Notify}` | `futures::channel`, or `tokio::sync` itself | tokio's sync types need no tokio runtime |
+//! | `select!` | `futures::select!`, `futures::future::select` | |
+//!
+//! # Interoperating
+//!
+//! - **`futures`**: [`TcpStream`](net::TcpStream), `&TcpStream` and the owned
+//!   halves implement `futures_io::AsyncRead` and `AsyncWrite`, and
+//!   [`incoming()`](net::TcpListener::incoming) and [`time::Interval`] are
+//!   `futures_core::Stream`s, so `futures::io::{copy, BufReader}`,
+//!   `AsyncBufReadExt::lines` and `StreamExt` work on them.
+//! - **tokio's I/O traits**: with the `tokio-io` feature, the same types
+//!   implement `tokio::io::AsyncRead` and `AsyncWrite`, so `tokio-util` codecs
+//!   and TLS crates built on tokio's traits run on xev (no tokio runtime is
+//!   started).
+//! - **hyper**: `examples/hyper_server.rs` serves HTTP/1.1 with hyper 1.x
+//!   through a small `hyper::rt::Read`/`Write` adapter.
+//!
+//! Since xev's own `read`/`write` methods are inherent, they take precedence
+//! over the extension traits' methods of the same name: importing
+//! `futures::AsyncReadExt` or `tokio::io::AsyncReadExt` does not make
+//! `stream.read(buf)` ambiguous.
+//!
+//! ```
+//! use futures::io::{AsyncBufReadExt, BufReader};
+//! use futures::TryStreamExt;
+//! use xev::net::{TcpListener, TcpStream};
+//!
+//! xev::rt::block_on(async {
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
+//!     let client = TcpStream::connect(listener.local_addr()?).await?;
+//!     let (server, _) = listener.accept().await?;
+//!     client.write_all(b"one\ntwo\n").await?;
+//!     drop(client);
+//!
+//!     let lines: Vec<String> = BufReader::new(&server).lines().try_collect().await?;
+//!     assert_eq!(lines, ["one", "two"]);
+//!     std::io::Result::Ok(())
+//! })
+//! .unwrap();
+//! ```
+//!
+//! # Features
+//!
+//! - `tokio-io` (off by default): `tokio::io::AsyncRead`/`AsyncWrite` for
+//!   [`net::TcpStream`], `&TcpStream`, [`net::OwnedReadHalf`] and
+//!   [`net::OwnedWriteHalf`]. Adds a dependency on `tokio` with no features
+//!   (the traits only).
+//!
+//! [libxev]: https://github.com/mitchellh/libxev
+//! [mio]: https://docs.rs/mio
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
