@@ -14,7 +14,10 @@ pub(super) fn split(stream: Rc<TcpStream>) -> (OwnedReadHalf, OwnedWriteHalf) {
         OwnedReadHalf {
             stream: stream.clone(),
         },
-        OwnedWriteHalf { stream },
+        OwnedWriteHalf {
+            stream,
+            shutdown_on_drop: true,
+        },
     )
 }
 
@@ -50,6 +53,9 @@ pub struct OwnedReadHalf {
 /// end of stream, while the read half keeps working.
 pub struct OwnedWriteHalf {
     stream: Rc<TcpStream>,
+    /// False once `reunite` has taken the stream back: the write side
+    /// stays open.
+    shutdown_on_drop: bool,
 }
 
 impl OwnedReadHalf {
@@ -186,17 +192,20 @@ impl OwnedWriteHalf {
         &self.stream
     }
 
-    /// Gives up the half without shutting down the write side.
-    fn forget(self) -> Rc<TcpStream> {
-        let this = std::mem::ManuallyDrop::new(self);
-        Rc::clone(&this.stream)
+    /// Gives up the half without shutting down the write side. The half's
+    /// own `Rc` is dropped, so the caller's can become the only one.
+    fn forget(mut self) -> Rc<TcpStream> {
+        self.shutdown_on_drop = false;
+        Rc::clone(&self.stream)
     }
 }
 
 impl Drop for OwnedWriteHalf {
     fn drop(&mut self) {
-        // Errors mean the connection is already gone, which is what was asked.
-        let _ = self.stream.shutdown(Shutdown::Write);
+        if self.shutdown_on_drop {
+            // Errors mean the connection is already gone, which is what was asked.
+            let _ = self.stream.shutdown(Shutdown::Write);
+        }
     }
 }
 
