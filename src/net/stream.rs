@@ -118,9 +118,13 @@ impl TcpStream {
             }
             match self.io.peer_addr() {
                 Ok(_) => return Poll::Ready(Ok(())),
-                // Woken before the handshake completed: wait for the next event.
+                // Woken before the handshake completed: wait for the next
+                // event, unless the write side is closed for good.
                 Err(error) if error.kind() == io::ErrorKind::NotConnected => {
                     self.registration.clear_ready(Direction::Write);
+                    if self.registration.is_ready(Direction::Write) {
+                        return Poll::Ready(Err(error));
+                    }
                 }
                 Err(error) => return Poll::Ready(Err(error)),
             }
@@ -416,6 +420,9 @@ impl TcpStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         let n = ready!(self
             .registration
             .poll_io(cx, Direction::Read, || (&self.io).read(buf)))?;
