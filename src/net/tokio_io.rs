@@ -7,9 +7,12 @@
 //! are driven by xev's reactor like every other xev future.
 //!
 //! tokio reads into a [`ReadBuf`] whose tail may be uninitialised memory.
-//! xev forbids `unsafe`, so a read first zeroes the unfilled part of the
-//! buffer (once per `ReadBuf`: it remembers what it has initialised), then
-//! reads into it. The semantics are those of the `futures-io` impls: reads
+//! xev forbids `unsafe`, so a read first zeroes the part of the buffer it
+//! reads into (once per `ReadBuf`: it remembers what it has initialised).
+//! That part is capped at [`MAX_READ`] bytes: codecs hand over all the spare
+//! capacity of their buffer, which after one large frame can be megabytes,
+//! and zeroing all of it for every read would cost more than the read. The
+//! semantics are those of the `futures-io` impls: reads
 //! and writes are single syscalls, flushing does nothing (nothing is buffered
 //! in user space), and shutdown closes the write side, so the peer reads end
 //! of stream.
@@ -23,13 +26,19 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{OwnedReadHalf, OwnedWriteHalf, TcpStream};
 
+/// Most bytes one read takes (and zeroes first, if the `ReadBuf` has not
+/// initialised them): more than a loopback read usually returns, little
+/// enough that zeroing it costs about what the kernel's copy does.
+const MAX_READ: usize = 64 * 1024;
+
 /// One read into the unfilled part of `buf`.
 fn poll_read_buf(
     stream: &TcpStream,
     cx: &mut Context<'_>,
     buf: &mut ReadBuf<'_>,
 ) -> Poll<io::Result<()>> {
-    let n = ready!(stream.poll_read_priv(cx, buf.initialize_unfilled()))?;
+    let len = buf.remaining().min(MAX_READ);
+    let n = ready!(stream.poll_read_priv(cx, buf.initialize_unfilled_to(len)))?;
     buf.advance(n);
     Poll::Ready(Ok(()))
 }
