@@ -24,7 +24,7 @@ impl Drop for EnterGuard {
         let previous = self.previous.take();
         // The replaced value is dropped outside the borrow: dropping a `Core`
         // may run arbitrary destructors.
-        let _current = CURRENT.with(|c| c.replace(previous));
+        let _current = CURRENT.try_with(|c| c.replace(previous));
     }
 }
 
@@ -46,8 +46,13 @@ pub(crate) fn enter(core: &Rc<Core>) -> EnterGuard {
 
 /// Makes `core` the current runtime even if another one is, for the duration
 /// of the guard. Used to drop a runtime's tasks inside their own context.
+/// While the thread is being torn down (a runtime kept in a thread-local),
+/// the context may be gone already: then nothing is entered.
 pub(crate) fn enter_unchecked(core: &Rc<Core>) -> EnterGuard {
-    let previous = CURRENT.with(|c| c.replace(Some(core.clone())));
+    let previous = CURRENT
+        .try_with(|c| c.replace(Some(core.clone())))
+        .ok()
+        .flatten();
     EnterGuard { previous }
 }
 

@@ -62,7 +62,9 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 ///
 /// The future need not be `Send`: it is polled and dropped only on the
 /// runtime's thread. The task starts at the runtime's next tick, not inside
-/// `spawn`.
+/// `spawn`. While the runtime is being dropped (from a destructor of one of
+/// its tasks, say), the future is dropped at once and its handle reports
+/// the task cancelled.
 ///
 /// # Panics
 /// Outside a runtime, with a message saying to call it inside `block_on`.

@@ -114,6 +114,8 @@ pub(crate) struct Core {
     pub(crate) reactor: Reactor,
     pub(crate) timers: RefCell<TimerQueue>,
     running: Cell<Option<Running>>,
+    /// Set once the runtime is being dropped.
+    shutting_down: Cell<bool>,
     /// The waker state of the latest `block_on` future.
     main_waker: RefCell<Option<Arc<TaskWaker>>>,
 }
@@ -124,6 +126,12 @@ impl Core {
         F: Future + 'static,
         F::Output: 'static,
     {
+        if self.shutting_down.get() {
+            let waker = TaskWaker::new(MAIN_TASK, self.shared.clone());
+            let task = Rc::new(Task::new(future, waker));
+            task.shutdown();
+            return JoinHandle::new(task);
+        }
         let generation = self.next_generation.get();
         self.next_generation.set(generation.wrapping_add(1));
         let mut tasks = self.tasks.borrow_mut();
@@ -238,16 +246,16 @@ impl Core {
     }
 
     /// Drops every task, timer and socket waiter, on this thread.
+    ///
+    /// From here on `spawn` drops its future at once (the task is reported
+    /// cancelled): a destructor or waker that spawns cannot leave a task
+    /// holding sockets, and through them this `Core`, alive in a cycle.
     fn shutdown(&self) {
-        loop {
-            // Taken out first: dropping a task runs user code, which may spawn.
-            let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
-            if tasks.is_empty() {
-                break;
-            }
-            for (_, slot) in tasks {
-                slot.task.shutdown();
-            }
+        self.shutting_down.set(true);
+        // Taken out first: dropping a task runs user code.
+        let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+        for (_, slot) in tasks {
+            slot.task.shutdown();
         }
         self.run_queue.borrow_mut().clear();
         let wakers = self.timers.borrow_mut().shutdown();
@@ -435,6 +443,7 @@ impl Builder {
             reactor,
             timers: RefCell::new(TimerQueue::new()),
             running: Cell::new(None),
+            shutting_down: Cell::new(false),
             main_waker: RefCell::new(None),
         };
         Ok(Runtime {
