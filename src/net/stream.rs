@@ -1,5 +1,5 @@
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice, IoSliceMut, Read};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
@@ -159,8 +159,8 @@ impl TcpStream {
     /// # Cancel safety
     /// Cancel safe: if the future is dropped before it completes, no data
     /// was read.
-    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_read_priv(cx, buf)).await
+    pub fn read<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        poll_fn(move |cx| self.poll_read_priv(cx, buf))
     }
 
     /// Reads exactly `buf.len()` bytes.
@@ -171,9 +171,12 @@ impl TcpStream {
     /// # Cancel safety
     /// Not cancel safe: bytes read before the future is dropped are lost
     /// (they are in `buf`, but how many is unknown).
-    pub async fn read_exact(&self, buf: &mut [u8]) -> io::Result<()> {
+    pub fn read_exact<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<()>> + 'a {
         let mut filled = 0;
-        poll_fn(|cx| {
+        poll_fn(move |cx| {
             while filled < buf.len() {
                 match ready!(self.poll_read_priv(cx, &mut buf[filled..]))? {
                     0 => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
@@ -182,7 +185,6 @@ impl TcpStream {
             }
             Poll::Ready(Ok(()))
         })
-        .await
     }
 
     /// Like [`read`](Self::read), into several buffers in order (`readv`).
@@ -213,8 +215,8 @@ impl TcpStream {
     /// # Cancel safety
     /// Cancel safe: if the future is dropped before it completes, nothing
     /// was written.
-    pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_write_priv(cx, buf)).await
+    pub fn write<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        poll_fn(move |cx| self.poll_write_priv(cx, buf))
     }
 
     /// Writes all of `buf`, with as many sends as it takes.
@@ -223,9 +225,9 @@ impl TcpStream {
     /// Not cancel safe: if the future is dropped, an unknown prefix of `buf`
     /// has been written. Use a [`WriteQueue`](crate::io::WriteQueue) to hand
     /// buffers over and not care.
-    pub async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+    pub fn write_all<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a {
         let mut written = 0;
-        poll_fn(|cx| {
+        poll_fn(move |cx| {
             while written < buf.len() {
                 match ready!(self.poll_write_priv(cx, &buf[written..]))? {
                     0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
@@ -234,7 +236,6 @@ impl TcpStream {
             }
             Poll::Ready(Ok(()))
         })
-        .await
     }
 
     /// Like [`write`](Self::write), from several buffers in order, with one
@@ -423,11 +424,9 @@ impl TcpStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let n = ready!(self
-            .registration
-            .poll_io(cx, Direction::Read, || (&self.io).read(buf)))?;
-        self.note_read(n, buf.len());
-        Poll::Ready(Ok(n))
+        let len = buf.len();
+        self.registration
+            .poll_transfer(cx, Direction::Read, len, || (&self.io).read(buf))
     }
 
     pub(crate) fn poll_read_vectored_priv(
@@ -436,11 +435,11 @@ impl TcpStream {
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
         let len = bufs.iter().map(|buf| buf.len()).sum();
-        let n = ready!(self
-            .registration
-            .poll_io(cx, Direction::Read, || (&self.io).read_vectored(bufs)))?;
-        self.note_read(n, len);
-        Poll::Ready(Ok(n))
+        if len == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        self.registration
+            .poll_transfer(cx, Direction::Read, len, || (&self.io).read_vectored(bufs))
     }
 
     pub(crate) fn poll_write_priv(
@@ -448,11 +447,11 @@ impl TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let n = ready!(self
-            .registration
-            .poll_io(cx, Direction::Write, || self.send(buf)))?;
-        self.note_write(n, buf.len());
-        Poll::Ready(Ok(n))
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        self.registration
+            .poll_transfer(cx, Direction::Write, buf.len(), || self.send(buf))
     }
 
     pub(crate) fn poll_write_vectored_priv(
@@ -461,11 +460,11 @@ impl TcpStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let len = bufs.iter().map(|buf| buf.len()).sum();
-        let n = ready!(self
-            .registration
-            .poll_io(cx, Direction::Write, || self.send_vectored(bufs)))?;
-        self.note_write(n, len);
-        Poll::Ready(Ok(n))
+        if len == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        self.registration
+            .poll_transfer(cx, Direction::Write, len, || self.send_vectored(bufs))
     }
 }
 

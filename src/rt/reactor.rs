@@ -302,17 +302,66 @@ impl Registration {
         if io.readiness & direction.mask() != 0 {
             return Poll::Ready(Ok(()));
         }
+        let old = self.wait(io, cx, direction);
+        drop(ios);
+        // Dropped after the borrow: a waker's destructor is foreign code.
+        drop(old);
+        Poll::Pending
+    }
+
+    /// Stores who waits for `direction`; returns the waiter it replaces.
+    #[inline]
+    fn wait(&self, io: &mut ScheduledIo, cx: &Context<'_>, direction: Direction) -> Waiter {
         let waiter = io.waiter(direction);
         let new = match self.core.running_task(cx.waker()) {
             Some(id) => Waiter::Task(id),
             None => match waiter {
-                Waiter::Waker(waker) if waker.will_wake(cx.waker()) => return Poll::Pending,
+                Waiter::Waker(waker) if waker.will_wake(cx.waker()) => return Waiter::Nobody,
                 _ => Waiter::Waker(cx.waker().clone()),
             },
         };
-        let old = std::mem::replace(waiter, new);
+        std::mem::replace(waiter, new)
+    }
+
+    /// [`poll_io`](Self::poll_io) for a read or a send: `op` moves at most
+    /// `len > 0` bytes and says how many it moved.
+    ///
+    /// A transfer shorter than `len` drained the receive buffer (or filled
+    /// the send buffer), so it clears the readiness too: the next operation
+    /// waits for epoll's next edge instead of making a syscall that would
+    /// say `WouldBlock`. End of stream (`Ok(0)`) stays ready. The syscall
+    /// runs with the slab borrowed, which is sound because `op` calls no
+    /// user code, and saves borrowing it again to check and clear.
+    #[inline]
+    pub(crate) fn poll_transfer(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        len: usize,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let reactor = &self.core.reactor;
+        if reactor.shut_down.get() {
+            return Poll::Ready(Err(shut_down_error()));
+        }
+        let mut ios = reactor.ios.borrow_mut();
+        let io = &mut ios[self.key];
+        while io.readiness & direction.mask() != 0 {
+            match op() {
+                Ok(n) => {
+                    if n > 0 && n < len {
+                        io.readiness &= !direction.ready_bit();
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    io.readiness &= !direction.ready_bit();
+                }
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+        let old = self.wait(io, cx, direction);
         drop(ios);
-        // Dropped after the borrow: a waker's destructor is foreign code.
         drop(old);
         Poll::Pending
     }
