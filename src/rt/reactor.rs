@@ -297,9 +297,13 @@ impl Registration {
         if reactor.shut_down.get() {
             return Poll::Ready(Err(shut_down_error()));
         }
+        if self.core.io_budget_spent(cx) {
+            return Poll::Pending;
+        }
         let mut ios = reactor.ios.borrow_mut();
         let io = &mut ios[self.key];
         if io.readiness & direction.mask() != 0 {
+            self.core.spend_io_budget();
             return Poll::Ready(Ok(()));
         }
         let old = self.wait(io, cx, direction);
@@ -344,6 +348,9 @@ impl Registration {
         if reactor.shut_down.get() {
             return Poll::Ready(Err(shut_down_error()));
         }
+        if self.core.io_budget_spent(cx) {
+            return Poll::Pending;
+        }
         let mut ios = reactor.ios.borrow_mut();
         let io = &mut ios[self.key];
         while io.readiness & direction.mask() != 0 {
@@ -352,6 +359,7 @@ impl Registration {
                     if n > 0 && n < len {
                         io.readiness &= !direction.ready_bit();
                     }
+                    self.core.spend_io_budget();
                     return Poll::Ready(Ok(n));
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {

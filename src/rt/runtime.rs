@@ -1,8 +1,9 @@
 //! The executor: [`Runtime`], its loop, and the state wakers share with it.
 //!
 //! One loop iteration ("tick"):
-//! 1. poll up to [`BUDGET`] queued tasks, so a task that keeps waking itself
-//!    cannot starve I/O or timers;
+//! 1. poll the tasks queued when the tick began (at most [`BUDGET`]): a task
+//!    that wakes itself runs again next tick, after I/O and timers had
+//!    their turn;
 //! 2. poll the reactor: with a zero timeout if tasks are still queued,
 //!    otherwise until the next timer deadline (or forever);
 //! 3. fire due timers;
@@ -31,6 +32,11 @@ use super::timer::TimerQueue;
 
 /// How many queued tasks one tick polls before it looks at I/O and timers.
 const BUDGET: usize = 128;
+
+/// How many I/O operations one poll of a task may complete before they
+/// start returning `Pending` (with the task woken): a task looping over a
+/// socket that is always ready still yields to the others.
+const IO_BUDGET: u32 = 128;
 
 /// The default capacity of the reactor's event buffer.
 const DEFAULT_EVENT_CAPACITY: usize = 1024;
@@ -116,6 +122,8 @@ pub(crate) struct Core {
     running: Cell<Option<Running>>,
     /// Set once the runtime is being dropped.
     shutting_down: Cell<bool>,
+    /// I/O operations the task being polled may still complete.
+    io_budget: Cell<u32>,
     /// The waker state of the latest `block_on` future.
     main_waker: RefCell<Option<Arc<TaskWaker>>>,
 }
@@ -162,6 +170,23 @@ impl Core {
         own.then_some(running.id)
     }
 
+    /// Whether the task being polled has used up its I/O budget; if so it is
+    /// woken, so that returning `Pending` only defers it to the next tick.
+    #[inline]
+    pub(crate) fn io_budget_spent(&self, cx: &Context<'_>) -> bool {
+        if self.io_budget.get() == 0 {
+            cx.waker().wake_by_ref();
+            return true;
+        }
+        false
+    }
+
+    /// Counts one completed I/O operation against the task's budget.
+    #[inline]
+    pub(crate) fn spend_io_budget(&self) {
+        self.io_budget.set(self.io_budget.get().saturating_sub(1));
+    }
+
     /// Queues a task, as its waker would, for the reactor on this thread.
     pub(crate) fn wake_task(&self, id: TaskId) {
         let newly_scheduled = if id == MAIN_TASK {
@@ -187,8 +212,11 @@ impl Core {
             _ => return,
         };
         self.running.set(Some(running));
+        self.io_budget.set(IO_BUDGET);
         let finished = task.run();
         self.running.set(None);
+        // Full again for I/O polled outside a task's poll.
+        self.io_budget.set(IO_BUDGET);
         if finished {
             // The slot is dropped after the borrow ends: dropping a detached
             // task's output runs user code, which may spawn.
@@ -333,15 +361,18 @@ impl Runtime {
         *core.main_waker.borrow_mut() = Some(main_waker.clone());
         core.run_queue.borrow_mut().push_back(MAIN_TASK);
         loop {
-            for _ in 0..BUDGET {
+            let queued = core.run_queue.borrow().len().min(BUDGET);
+            for _ in 0..queued {
                 let Some(id) = core.run_queue.borrow_mut().pop_front() else {
                     break;
                 };
                 if id == MAIN_TASK {
                     main_waker.unschedule();
+                    core.io_budget.set(IO_BUDGET);
                     core.running.set(Some(running));
                     let poll = future.as_mut().poll(&mut cx);
                     core.running.set(None);
+                    core.io_budget.set(IO_BUDGET);
                     if let Poll::Ready(output) = poll {
                         return output;
                     }
@@ -444,6 +475,7 @@ impl Builder {
             timers: RefCell::new(TimerQueue::new()),
             running: Cell::new(None),
             shutting_down: Cell::new(false),
+            io_budget: Cell::new(IO_BUDGET),
             main_waker: RefCell::new(None),
         };
         Ok(Runtime {
