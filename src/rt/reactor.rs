@@ -294,6 +294,9 @@ impl Registration {
         direction: Direction,
     ) -> Poll<io::Result<()>> {
         let reactor = &self.core.reactor;
+        if reactor.shut_down.get() {
+            return Poll::Ready(Err(shut_down_error()));
+        }
         if self.core.io_budget_spent(cx) {
             return Poll::Pending;
         }
@@ -302,9 +305,6 @@ impl Registration {
         if io.readiness & direction.mask() != 0 {
             self.core.spend_io_budget();
             return Poll::Ready(Ok(()));
-        }
-        if reactor.shut_down.get() {
-            return Poll::Ready(Err(shut_down_error()));
         }
         let old = self.wait(io, cx, direction);
         drop(ios);
@@ -345,6 +345,9 @@ impl Registration {
         mut op: impl FnMut() -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
         let reactor = &self.core.reactor;
+        if reactor.shut_down.get() {
+            return Poll::Ready(Err(shut_down_error()));
+        }
         if self.core.io_budget_spent(cx) {
             return Poll::Pending;
         }
@@ -364,9 +367,6 @@ impl Registration {
                 }
                 Err(error) => return Poll::Ready(Err(error)),
             }
-        }
-        if reactor.shut_down.get() {
-            return Poll::Ready(Err(shut_down_error()));
         }
         let old = self.wait(io, cx, direction);
         drop(ios);
