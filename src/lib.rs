@@ -77,11 +77,15 @@
 //! it. Timers ([`time::sleep`], [`time::timeout`], [`time::interval`]) have one
 //! millisecond resolution and never fire early.
 //!
-//! **Fairness.** The runtime runs a bounded batch of ready tasks, then polls
-//! for I/O, even if tasks are still ready: a task that keeps waking itself
-//! slows the others but cannot starve them. A task that never reaches an
-//! `.await` that returns `Pending`, however, holds the thread for good.
-//! [`rt::yield_now`] gives the others a turn inside a long loop.
+//! **Fairness.** Each turn of the loop polls the tasks that were ready when
+//! it began (a bounded batch), then checks for I/O and timers: a task that
+//! keeps waking itself runs once per turn and cannot starve the others. A
+//! task looping over a socket that is always ready is made to yield too:
+//! after a budget of I/O operations in one poll, xev's I/O futures return
+//! `Pending` and reschedule it (tokio calls this cooperative scheduling).
+//! Plain computation, though, holds the thread until it reaches an
+//! `.await` that returns `Pending`; [`rt::yield_now`] gives the others a
+//! turn inside a long loop.
 //!
 //! # Cancel safety
 //!
