@@ -13,6 +13,9 @@
 //! binary (the pattern of `tests/tcp.rs`): the test re-executes the binary
 //! with `--exact` and an environment variable telling the copy to run the
 //! body, so other tests' sockets on parallel threads cannot disturb it.
+//!
+//! Linux only: the suite reads `/proc`, sets `RLIMIT_NOFILE` and counts fds.
+#![cfg(target_os = "linux")]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};

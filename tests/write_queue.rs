@@ -509,6 +509,7 @@ async fn a_reset_fails_every_pending_request_and_flush_with_one_kind() -> io::Re
 }
 
 /// Set in the environment of the child process of the SIGPIPE test.
+#[cfg(unix)]
 const SIGPIPE_CHILD: &str = "XEV_WRITE_QUEUE_SIGPIPE_CHILD";
 
 /// With `SIGPIPE` at its default action (the Rust runtime ignores it, so
@@ -516,6 +517,7 @@ const SIGPIPE_CHILD: &str = "XEV_WRITE_QUEUE_SIGPIPE_CHILD";
 /// to a peer that has gone fail with errors and the process lives. A
 /// control child that writes with plain `write(2)` is killed, proving the
 /// child's signal setup would catch a send without `MSG_NOSIGNAL`.
+#[cfg(unix)]
 #[test]
 fn queued_writes_to_a_closed_peer_never_raise_sigpipe() {
     use std::os::unix::process::ExitStatusExt;
@@ -550,6 +552,7 @@ fn queued_writes_to_a_closed_peer_never_raise_sigpipe() {
     );
 }
 
+#[cfg(unix)]
 fn sigpipe_child(mode: &str) {
     use std::os::fd::AsRawFd;
 
