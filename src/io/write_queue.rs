@@ -112,6 +112,25 @@ impl WriteQueue {
     ///
     /// # Panics
     /// Outside a runtime.
+    ///
+    /// # Examples
+    /// A small send buffer keeps less data in the kernel, so
+    /// [`queued_bytes`](Self::queued_bytes) tracks what the peer has not
+    /// taken more closely:
+    /// ```
+    /// use std::rc::Rc;
+    /// use xev::io::WriteQueue;
+    /// # use xev::net::{TcpListener, TcpStream};
+    /// # xev::rt::block_on(async {
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = TcpStream::connect(listener.local_addr()?).await?;
+    /// # let (_server, _) = listener.accept().await?;
+    /// let queue = WriteQueue::with_send_buffer_size(Rc::new(client), 16 * 1024)?;
+    /// // The size the kernel reports, which batches follow: twice 16 KiB on Linux.
+    /// assert!(queue.stream().send_buffer_size()? >= 16 * 1024);
+    /// # std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
     pub fn with_send_buffer_size(
         stream: impl Into<WriteTarget>,
         bytes: u32,
@@ -149,14 +168,69 @@ impl WriteQueue {
     /// future is first polled) are not waited for.
     ///
     /// # Cancel safety
-    /// Cancel safe: dropping the future cancels no write.
+    /// Cancel safe: dropping the future cancels no write; only the wait for
+    /// them is given up.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::rc::Rc;
+    /// use xev::io::WriteQueue;
+    /// # use xev::net::{TcpListener, TcpStream};
+    /// # xev::rt::block_on(async {
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = TcpStream::connect(listener.local_addr()?).await?;
+    /// # let (server, _) = listener.accept().await?;
+    /// let queue = WriteQueue::new(Rc::new(client));
+    /// for line in ["one\n", "two\n", "three\n"] {
+    ///     drop(queue.push(line)); // no need to keep the requests
+    /// }
+    /// queue.flush().await?; // all three are in the kernel
+    /// assert!(queue.is_empty());
+    ///
+    /// let mut got = [0; 14];
+    /// server.read_exact(&mut got).await?;
+    /// assert_eq!(&got, b"one\ntwo\nthree\n");
+    /// # std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
     pub fn flush(&self) -> impl Future<Output = io::Result<()>> + '_ {
         // Taken now, not at the first poll: "before the call" is the contract.
         let target = self.core.borrow().next_seq();
         poll_fn(move |cx| self.core.borrow_mut().poll_flush(target, cx))
     }
 
-    /// Bytes pushed and not yet written.
+    /// Bytes pushed and not yet written (in the queue, not yet in the
+    /// kernel). Zero after a failure: the failed buffers are dropped.
+    ///
+    /// # Examples
+    /// Backpressure against a slow reader: stop producing while too much is
+    /// queued.
+    /// ```
+    /// use std::rc::Rc;
+    /// use xev::io::WriteQueue;
+    /// # use xev::net::{TcpListener, TcpStream};
+    /// # xev::rt::block_on(async {
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = TcpStream::connect(listener.local_addr()?).await?;
+    /// # let (server, _) = listener.accept().await?;
+    /// # let reader = xev::rt::spawn(async move {
+    /// #     server.read_exact(&mut vec![0; 100 * 4096]).await
+    /// # });
+    /// const HIGH_WATER: usize = 64 * 1024;
+    ///
+    /// let queue = WriteQueue::new(Rc::new(client));
+    /// for _ in 0..100 {
+    ///     if queue.queued_bytes() > HIGH_WATER {
+    ///         queue.flush().await?; // wait for the reader to catch up
+    ///     }
+    ///     drop(queue.push(vec![7; 4096]));
+    /// }
+    /// queue.flush().await?;
+    /// assert_eq!(queue.queued_bytes(), 0);
+    /// # reader.await.unwrap()?;
+    /// # std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
     pub fn queued_bytes(&self) -> usize {
         self.core.borrow().queued_bytes
     }
@@ -206,7 +280,30 @@ impl fmt::Debug for WriteQueue {
 ///
 /// # Cancel safety
 /// Dropping it (or its `.await`) does not cancel the write; it only stops
-/// observing it.
+/// observing it. Its outcome is then lost, but a failure still shows in
+/// every later request and in [`flush`](WriteQueue::flush).
+///
+/// # Examples
+/// ```
+/// use std::rc::Rc;
+/// use xev::io::WriteQueue;
+/// # use xev::net::{TcpListener, TcpStream};
+/// # xev::rt::block_on(async {
+/// # let listener = TcpListener::bind("127.0.0.1:0")?;
+/// # let client = TcpStream::connect(listener.local_addr()?).await?;
+/// # let (server, _) = listener.accept().await?;
+/// let queue = WriteQueue::new(Rc::new(client));
+/// drop(queue.push("fire and forget, ")); // written all the same
+/// let request = queue.push("then wait");
+/// assert_eq!(request.len(), 9);
+/// assert_eq!(request.await?, 9); // the whole buffer is in the kernel
+///
+/// let mut got = [0; 26];
+/// server.read_exact(&mut got).await?;
+/// assert_eq!(&got, b"fire and forget, then wait");
+/// # std::io::Result::Ok(())
+/// # }).unwrap();
+/// ```
 #[must_use = "the write happens anyway; await the request to learn its outcome"]
 pub struct WriteRequest {
     core: Rc<RefCell<QueueCore>>,
@@ -246,6 +343,27 @@ impl fmt::Debug for WriteRequest {
 /// An owned buffer for [`WriteQueue::push`]: made from `Vec<u8>`,
 /// `Box<[u8]>`, `&'static [u8]`, `&'static str`, `String`, or `Rc<[u8]>` (to
 /// send one buffer to many queues without copying it).
+///
+/// [`push`](WriteQueue::push) takes any of these with `impl Into<WriteBuf>`;
+/// naming `WriteBuf` is only needed to mix them in one collection.
+///
+/// # Examples
+/// ```
+/// use std::rc::Rc;
+/// use xev::io::WriteBuf;
+///
+/// let header: Rc<[u8]> = Rc::from(&b"HTTP/1.1 200 OK\r\n"[..]);
+/// let bufs = [
+///     WriteBuf::from("static text"),
+///     WriteBuf::from(b"static bytes"),
+///     WriteBuf::from(format!("{} formatted", 1)),
+///     WriteBuf::from(vec![1u8, 2, 3]),
+///     WriteBuf::from(vec![4u8, 5].into_boxed_slice()),
+///     WriteBuf::from(header.clone()), // shares the bytes, does not copy them
+/// ];
+/// assert_eq!(bufs[2].as_slice(), b"1 formatted");
+/// assert_eq!(bufs[5].as_slice().as_ptr(), header.as_ptr());
+/// ```
 pub struct WriteBuf(Repr);
 
 enum Repr {
@@ -319,6 +437,31 @@ impl From<Rc<[u8]>> for WriteBuf {
 
 /// What a [`WriteQueue`] writes to: an `Rc<TcpStream>` or an
 /// [`OwnedWriteHalf`] (both convert with `.into()`).
+///
+/// With an `Rc<TcpStream>`, the caller keeps the stream to read from it.
+/// With an `OwnedWriteHalf`, the queue owns the write side: once the queue is
+/// dropped and drained, the half is dropped, and the peer reads end of stream.
+///
+/// # Examples
+/// ```
+/// use xev::io::WriteQueue;
+/// # use xev::net::{TcpListener, TcpStream};
+/// # xev::rt::block_on(async {
+/// # let listener = TcpListener::bind("127.0.0.1:0")?;
+/// # let client = TcpStream::connect(listener.local_addr()?).await?;
+/// # let (server, _) = listener.accept().await?;
+/// let (_read, write) = server.into_split();
+/// let queue = WriteQueue::new(write); // `OwnedWriteHalf` into `WriteTarget`
+/// queue.push("bye").await?;
+/// drop(queue); // releases the half: the write side is shut down
+///
+/// let mut got = [0; 8];
+/// client.read_exact(&mut got[..3]).await?;
+/// assert_eq!(&got[..3], b"bye");
+/// assert_eq!(client.read(&mut got).await?, 0); // end of stream
+/// # std::io::Result::Ok(())
+/// # }).unwrap();
+/// ```
 pub struct WriteTarget(Target);
 
 enum Target {
