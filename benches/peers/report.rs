@@ -1,0 +1,181 @@
+//! Figures: the samples of interleaved runs, their medians, and the tables
+//! that put each peer's median next to its ratio to tokio and to mio.
+
+use std::fmt::Write as _;
+
+use crate::Peer;
+
+/// Which way a figure improves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Better {
+    Higher,
+    Lower,
+    /// A diagnostic, e.g. how busy a thread was.
+    Neither,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Metric {
+    pub label: &'static str,
+    pub better: Better,
+    pub decimals: usize,
+}
+
+impl Metric {
+    pub const fn higher(label: &'static str, decimals: usize) -> Metric {
+        Metric {
+            label,
+            better: Better::Higher,
+            decimals,
+        }
+    }
+
+    pub const fn lower(label: &'static str, decimals: usize) -> Metric {
+        Metric {
+            label,
+            better: Better::Lower,
+            decimals,
+        }
+    }
+
+    pub const fn neither(label: &'static str, decimals: usize) -> Metric {
+        Metric {
+            label,
+            better: Better::Neither,
+            decimals,
+        }
+    }
+
+    fn heading(&self) -> String {
+        let arrow = match self.better {
+            Better::Higher => " (higher better)",
+            Better::Lower => " (lower better)",
+            Better::Neither => "",
+        };
+        format!("{}{arrow}", self.label)
+    }
+}
+
+/// Every sample of one scenario: `samples[peer][metric]` holds one value per
+/// run.
+pub struct Samples {
+    metrics: &'static [Metric],
+    samples: Vec<(Peer, Vec<Vec<f64>>)>,
+}
+
+impl Samples {
+    pub fn new(metrics: &'static [Metric], peers: &[Peer]) -> Samples {
+        Samples {
+            metrics,
+            samples: peers
+                .iter()
+                .map(|&peer| (peer, vec![Vec::new(); metrics.len()]))
+                .collect(),
+        }
+    }
+
+    pub fn record(&mut self, peer: Peer, values: &[f64]) {
+        assert_eq!(values.len(), self.metrics.len(), "one value per metric");
+        let (_, columns) = self
+            .samples
+            .iter_mut()
+            .find(|(p, _)| *p == peer)
+            .expect("recorded peers were announced");
+        for (column, &value) in columns.iter_mut().zip(values) {
+            column.push(value);
+        }
+    }
+
+    pub fn median(&self, peer: Peer, metric: usize) -> Option<f64> {
+        let (_, columns) = self.samples.iter().find(|(p, _)| *p == peer)?;
+        median(&columns[metric])
+    }
+
+    /// The table of medians, with ratios to tokio and to mio; with
+    /// `verbose`, every run's value too.
+    pub fn table(&self, verbose: bool) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "  {:<34}{:>13}{:>13}{:>13}{:>11}{:>9}{:>11}",
+            "", "xev", "tokio", "mio", "xev/tokio", "xev/mio", "tokio/mio"
+        );
+        for (index, metric) in self.metrics.iter().enumerate() {
+            let [xev, tokio, mio] = Peer::ALL.map(|peer| self.median(peer, index));
+            let cell =
+                |value: Option<f64>| value.map_or("-".into(), |v| number(v, metric.decimals));
+            let _ = writeln!(
+                out,
+                "  {:<34}{:>13}{:>13}{:>13}{:>11}{:>9}{:>11}",
+                metric.heading(),
+                cell(xev),
+                cell(tokio),
+                cell(mio),
+                ratio(xev, tokio),
+                ratio(xev, mio),
+                ratio(tokio, mio),
+            );
+        }
+        if verbose {
+            for (peer, columns) in &self.samples {
+                for (metric, column) in self.metrics.iter().zip(columns) {
+                    let values: Vec<String> =
+                        column.iter().map(|&v| number(v, metric.decimals)).collect();
+                    let _ = writeln!(
+                        out,
+                        "    {:<6}{:<34}{}",
+                        peer.name(),
+                        metric.label,
+                        values.join("  ")
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
+/// The value at quantile `q` (0..=1) of an already sorted slice.
+pub fn quantile(sorted: &[u32], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
+    f64::from(sorted[index])
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
+        _ => "-".into(),
+    }
+}
+
+/// `value` with `decimals` decimals and thousands separators.
+pub fn number(value: f64, decimals: usize) -> String {
+    if !value.is_finite() {
+        return value.to_string();
+    }
+    let text = format!("{:.*}", decimals, value.abs());
+    let (int, frac) = text.split_at(text.find('.').unwrap_or(text.len()));
+    let mut grouped = String::new();
+    for (i, digit) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let sign = if value < 0.0 { "-" } else { "" };
+    format!("{sign}{grouped}{frac}")
+}
