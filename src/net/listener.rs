@@ -84,7 +84,8 @@ impl TcpListener {
         socket.listen(DEFAULT_BACKLOG)
     }
 
-    /// Accepts a connection, waiting for one if none is pending.
+    /// Accepts a connection, waiting for one if none is pending, and returns
+    /// it with the peer's address.
     ///
     /// Errors such as `EMFILE` (too many open files) are returned as they
     /// are, and the connection that caused them stays in the backlog: a
@@ -108,6 +109,21 @@ impl TcpListener {
     /// # Cancel safety
     /// Cancel safe: a connection is only taken from the backlog by the poll
     /// that returns it, so dropping the future loses none.
+    ///
+    /// # Examples
+    /// ```
+    /// use xev::net::{TcpListener, TcpStream};
+    ///
+    /// xev::rt::block_on(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, peer) = listener.accept().await?;
+    ///     assert_eq!(peer, client.local_addr()?);
+    ///     assert_eq!(server.local_addr()?, client.peer_addr()?);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         poll_fn(|cx| self.poll_accept(cx)).await
     }
@@ -120,16 +136,33 @@ impl TcpListener {
         Poll::Ready(TcpStream::from_mio(io).map(|stream| (stream, addr)))
     }
 
-    /// The accepted connections as a [`Stream`]; it never ends, and yields
-    /// accept errors as items.
+    /// The accepted connections as a [`Stream`] (without the peer addresses);
+    /// it never ends, and yields accept errors as items: an `Err` is not the
+    /// end of the stream, so handle it as [`accept`](Self::accept) describes.
     ///
-    /// ```no_run
-    /// use futures_core::Stream;
-    /// # fn take(_: impl Stream) {}
-    /// # xev::rt::block_on(async {
-    /// let listener = xev::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    /// take(listener.incoming()); // e.g. `while let Some(stream) = incoming.next().await`
-    /// # });
+    /// # Examples
+    /// ```
+    /// use futures::StreamExt;
+    /// use xev::net::{TcpListener, TcpStream};
+    ///
+    /// xev::rt::block_on(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let addr = listener.local_addr()?;
+    ///     let clients = xev::rt::spawn(async move {
+    ///         let first = TcpStream::connect(addr).await?;
+    ///         let second = TcpStream::connect(addr).await?;
+    ///         std::io::Result::Ok([first.local_addr()?, second.local_addr()?])
+    ///     });
+    ///
+    ///     let mut peers = Vec::new();
+    ///     let mut incoming = listener.incoming().take(2);
+    ///     while let Some(stream) = incoming.next().await {
+    ///         peers.push(stream?.peer_addr()?);
+    ///     }
+    ///     assert_eq!(peers, clients.await.unwrap()?);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
     /// ```
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
@@ -180,6 +213,27 @@ impl fmt::Debug for TcpListener {
 }
 
 /// The stream of connections from [`TcpListener::incoming`].
+///
+/// # Cancel safety
+/// Awaiting the next item (`StreamExt::next`) is cancel safe, as
+/// [`accept`](TcpListener::accept) is: no connection is lost.
+///
+/// # Examples
+/// ```
+/// use futures::TryStreamExt;
+/// use xev::net::{TcpListener, TcpStream};
+///
+/// xev::rt::block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let mut incoming = listener.incoming();
+///     let connect = TcpStream::connect(listener.local_addr()?);
+///     let (client, server) = futures::join!(connect, incoming.try_next());
+///     let server = server?.expect("`Incoming` never ends");
+///     assert_eq!(server.peer_addr()?, client?.local_addr()?);
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
 #[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
 pub struct Incoming<'a> {
