@@ -50,7 +50,31 @@ pub struct OwnedReadHalf {
 /// The write half of a [`TcpStream`], from [`TcpStream::into_split`].
 ///
 /// Dropping it shuts down the write side of the connection: the peer reads
-/// end of stream, while the read half keeps working.
+/// end of stream, while the read half keeps working. (Not so when
+/// [`reunite`](OwnedReadHalf::reunite) takes it back.)
+///
+/// # Examples
+/// A task writes through the half; when the task ends, the half is dropped
+/// and the peer reads end of stream.
+/// ```
+/// use futures::AsyncReadExt;
+/// use xev::net::{TcpListener, TcpStream};
+///
+/// xev::rt::block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let client = TcpStream::connect(listener.local_addr()?).await?;
+///     let (server, _) = listener.accept().await?;
+///     let (_read, write) = client.into_split();
+///     let writer = xev::rt::spawn(async move { write.write_all(b"from a task").await });
+///     writer.await.unwrap()?; // the task is over: `write` was dropped, FIN sent
+///
+///     let mut got = Vec::new();
+///     (&server).read_to_end(&mut got).await?; // ends at the FIN
+///     assert_eq!(got, b"from a task");
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
 pub struct OwnedWriteHalf {
     stream: Rc<TcpStream>,
     /// False once `reunite` has taken the stream back: the write side
@@ -62,7 +86,8 @@ impl OwnedReadHalf {
     /// See [`TcpStream::read`].
     ///
     /// # Cancel safety
-    /// Cancel safe.
+    /// Cancel safe: if the future is dropped before it completes, no data
+    /// was read.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream.read(buf).await
     }
@@ -70,7 +95,8 @@ impl OwnedReadHalf {
     /// See [`TcpStream::read_exact`].
     ///
     /// # Cancel safety
-    /// Not cancel safe: bytes read before the future is dropped are lost.
+    /// Not cancel safe: bytes read before the future is dropped are lost
+    /// (they are in `buf`, but how many is unknown).
     pub async fn read_exact(&self, buf: &mut [u8]) -> io::Result<()> {
         self.stream.read_exact(buf).await
     }
@@ -78,7 +104,8 @@ impl OwnedReadHalf {
     /// See [`TcpStream::read_vectored`].
     ///
     /// # Cancel safety
-    /// Cancel safe.
+    /// Cancel safe: if the future is dropped before it completes, no data
+    /// was read.
     pub async fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         self.stream.read_vectored(bufs).await
     }
@@ -86,7 +113,7 @@ impl OwnedReadHalf {
     /// See [`TcpStream::peek`].
     ///
     /// # Cancel safety
-    /// Cancel safe.
+    /// Cancel safe: nothing is consumed.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream.peek(buf).await
     }
@@ -94,7 +121,7 @@ impl OwnedReadHalf {
     /// See [`TcpStream::readable`].
     ///
     /// # Cancel safety
-    /// Cancel safe.
+    /// Cancel safe: waiting consumes no data and no readiness.
     pub async fn readable(&self) -> io::Result<()> {
         self.stream.readable().await
     }
@@ -138,7 +165,8 @@ impl OwnedWriteHalf {
     /// See [`TcpStream::write`].
     ///
     /// # Cancel safety
-    /// Cancel safe.
+    /// Cancel safe: if the future is dropped before it completes, nothing
+    /// was written.
     pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
         self.stream.write(buf).await
     }
@@ -154,7 +182,8 @@ impl OwnedWriteHalf {
     /// See [`TcpStream::write_vectored`].
     ///
     /// # Cancel safety
-    /// Cancel safe.
+    /// Cancel safe: if the future is dropped before it completes, nothing
+    /// was written.
     pub async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.stream.write_vectored(bufs).await
     }
@@ -162,7 +191,7 @@ impl OwnedWriteHalf {
     /// See [`TcpStream::writable`].
     ///
     /// # Cancel safety
-    /// Cancel safe.
+    /// Cancel safe: waiting consumes no readiness.
     pub async fn writable(&self) -> io::Result<()> {
         self.stream.writable().await
     }
@@ -210,6 +239,33 @@ impl Drop for OwnedWriteHalf {
 }
 
 /// The halves given to [`OwnedReadHalf::reunite`] came from different streams.
+///
+/// It holds both halves, unchanged (the write half has not shut anything
+/// down), so they can be paired up again.
+///
+/// # Examples
+/// ```
+/// use xev::net::{ReuniteError, TcpListener, TcpStream};
+///
+/// xev::rt::block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let client = TcpStream::connect(listener.local_addr()?).await?;
+///     let (server, _) = listener.accept().await?;
+///     let (client_read, client_write) = client.into_split();
+///     let (server_read, server_write) = server.into_split();
+///
+///     let ReuniteError(client_read, server_write) =
+///         client_read.reunite(server_write).unwrap_err();
+///     let client = client_read.reunite(client_write).expect("same stream");
+///     let server = server_read.reunite(server_write).expect("same stream");
+///     client.write_all(b"still open").await?; // no half was shut down
+///     let mut got = [0; 10];
+///     server.read_exact(&mut got).await?;
+///     assert_eq!(&got, b"still open");
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
 pub struct ReuniteError(pub OwnedReadHalf, pub OwnedWriteHalf);
 
 impl fmt::Debug for ReuniteError {
