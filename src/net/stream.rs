@@ -88,6 +88,21 @@ impl TcpStream {
     ///
     /// # Panics
     /// Outside a runtime.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use xev::net::TcpStream;
+    ///
+    /// xev::rt::block_on(async {
+    ///     // A port nothing listens on: bind one, then free it.
+    ///     let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    ///     let error = TcpStream::connect(addr).await.unwrap_err();
+    ///     assert_eq!(error.kind(), ErrorKind::ConnectionRefused);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         let mut last_error = None;
         for addr in addr.to_socket_addrs()? {
@@ -159,6 +174,30 @@ impl TcpStream {
     /// # Cancel safety
     /// Cancel safe: if the future is dropped before it completes, no data
     /// was read.
+    ///
+    /// # Examples
+    /// Reading until the peer closes:
+    /// ```
+    /// # use xev::net::{TcpListener, TcpStream};
+    /// # xev::rt::block_on(async {
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = TcpStream::connect(listener.local_addr()?).await?;
+    /// # let (server, _) = listener.accept().await?;
+    /// client.write_all(b"ping").await?;
+    /// drop(client);
+    ///
+    /// let mut buf = [0; 1024];
+    /// let mut got = Vec::new();
+    /// loop {
+    ///     match server.read(&mut buf).await? {
+    ///         0 => break, // end of stream
+    ///         n => got.extend_from_slice(&buf[..n]),
+    ///     }
+    /// }
+    /// assert_eq!(got, b"ping");
+    /// # std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
     pub fn read<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
         poll_fn(move |cx| self.poll_read_priv(cx, buf))
     }
@@ -190,7 +229,8 @@ impl TcpStream {
     /// Like [`read`](Self::read), into several buffers in order (`readv`).
     ///
     /// # Cancel safety
-    /// Cancel safe, as `read`.
+    /// Cancel safe, as `read`: if the future is dropped before it completes,
+    /// no data was read.
     pub async fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         poll_fn(|cx| self.poll_read_vectored_priv(cx, bufs)).await
     }
@@ -200,6 +240,25 @@ impl TcpStream {
     ///
     /// # Cancel safety
     /// Cancel safe: nothing is consumed.
+    ///
+    /// # Examples
+    /// ```
+    /// # use xev::net::{TcpListener, TcpStream};
+    /// # xev::rt::block_on(async {
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = TcpStream::connect(listener.local_addr()?).await?;
+    /// # let (server, _) = listener.accept().await?;
+    /// client.write_all(b"GET /").await?;
+    ///
+    /// let mut head = [0; 4];
+    /// let n = server.peek(&mut head).await?; // look at the first bytes...
+    /// assert_eq!(&head[..n], b"GET ");
+    /// let mut all = [0; 5];
+    /// server.read_exact(&mut all).await?; // ...which are still there to read
+    /// assert_eq!(&all, b"GET /");
+    /// # std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| {
             self.registration
@@ -215,6 +274,27 @@ impl TcpStream {
     /// # Cancel safety
     /// Cancel safe: if the future is dropped before it completes, nothing
     /// was written.
+    ///
+    /// # Examples
+    /// What [`write_all`](Self::write_all) does, by hand:
+    /// ```
+    /// # use xev::net::{TcpListener, TcpStream};
+    /// # xev::rt::block_on(async {
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = TcpStream::connect(listener.local_addr()?).await?;
+    /// # let (server, _) = listener.accept().await?;
+    /// let msg = b"hello";
+    /// let mut sent = 0;
+    /// while sent < msg.len() {
+    ///     sent += client.write(&msg[sent..]).await?; // may take only a part
+    /// }
+    ///
+    /// let mut got = [0; 5];
+    /// server.read_exact(&mut got).await?;
+    /// assert_eq!(&got, msg);
+    /// # std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
     pub fn write<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
         poll_fn(move |cx| self.poll_write_priv(cx, buf))
     }
@@ -242,7 +322,8 @@ impl TcpStream {
     /// `sendmsg`.
     ///
     /// # Cancel safety
-    /// Cancel safe, as `write`.
+    /// Cancel safe, as `write`: if the future is dropped before it completes,
+    /// nothing was written.
     pub async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         poll_fn(|cx| self.poll_write_vectored_priv(cx, bufs)).await
     }
@@ -252,7 +333,31 @@ impl TcpStream {
     /// which says `WouldBlock` if it was.
     ///
     /// # Cancel safety
-    /// Cancel safe.
+    /// Cancel safe: waiting consumes no data and no readiness.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::ErrorKind;
+    /// # use xev::net::{TcpListener, TcpStream};
+    /// # xev::rt::block_on(async {
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = TcpStream::connect(listener.local_addr()?).await?;
+    /// # let (server, _) = listener.accept().await?;
+    /// client.write_all(b"data").await?;
+    ///
+    /// let mut buf = [0; 64];
+    /// let n = loop {
+    ///     server.readable().await?;
+    ///     match server.try_read(&mut buf) {
+    ///         Ok(n) => break n,
+    ///         Err(e) if e.kind() == ErrorKind::WouldBlock => continue, // spurious
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// };
+    /// assert_eq!(&buf[..n], b"data");
+    /// # std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
     pub async fn readable(&self) -> io::Result<()> {
         poll_fn(|cx| self.registration.poll_ready(cx, Direction::Read)).await
     }
@@ -260,13 +365,30 @@ impl TcpStream {
     /// Waits until the stream may be writable; see [`readable`](Self::readable).
     ///
     /// # Cancel safety
-    /// Cancel safe.
+    /// Cancel safe: waiting consumes no readiness.
     pub async fn writable(&self) -> io::Result<()> {
         poll_fn(|cx| self.registration.poll_ready(cx, Direction::Write)).await
     }
 
     /// Reads without waiting: [`WouldBlock`](io::ErrorKind::WouldBlock) if no
-    /// data is ready.
+    /// data is ready. `Ok(0)` means end of stream (or an empty `buf`). See
+    /// [`readable`](Self::readable) for the loop that waits between tries.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::ErrorKind;
+    /// # use xev::net::{TcpListener, TcpStream};
+    /// # xev::rt::block_on(async {
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let _client = TcpStream::connect(listener.local_addr()?).await?;
+    /// # let (server, _) = listener.accept().await?;
+    /// let mut buf = [0; 16];
+    /// // Nothing has been sent: no waiting, just `WouldBlock`.
+    /// let error = server.try_read(&mut buf).unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::WouldBlock);
+    /// # std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self
             .registration
@@ -287,6 +409,32 @@ impl TcpStream {
 
     /// Shuts down the read side, the write side (the peer reads end of
     /// stream) or both. Shutting down a side twice is not an error.
+    ///
+    /// # Examples
+    /// A half-close: the client says "no more requests" and still reads the
+    /// reply.
+    /// ```
+    /// use std::net::Shutdown;
+    /// use futures::AsyncReadExt;
+    /// # use xev::net::{TcpListener, TcpStream};
+    /// # xev::rt::block_on(async {
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = TcpStream::connect(listener.local_addr()?).await?;
+    /// # let (server, _) = listener.accept().await?;
+    /// client.write_all(b"request").await?;
+    /// client.shutdown(Shutdown::Write)?;
+    ///
+    /// let mut request = Vec::new();
+    /// (&server).read_to_end(&mut request).await?; // ends at the client's FIN
+    /// assert_eq!(request, b"request");
+    /// server.write_all(b"reply").await?;
+    ///
+    /// let mut reply = [0; 5];
+    /// client.read_exact(&mut reply).await?;
+    /// assert_eq!(&reply, b"reply");
+    /// # std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self.io.shutdown(how) {
             // Linux reports ENOTCONN once the connection is fully closed.
@@ -304,8 +452,27 @@ impl TcpStream {
     /// seen yet). The socket is closed either way.
     ///
     /// # Cancel safety
-    /// Completes at its first poll; the stream is closed once the future is
-    /// dropped or completes.
+    /// Completes at its first poll. Dropping the future before that closes
+    /// the stream without checking for a pending error, as dropping the
+    /// stream does; only that error is lost.
+    ///
+    /// # Examples
+    /// ```
+    /// use futures::AsyncReadExt;
+    /// # use xev::net::{TcpListener, TcpStream};
+    /// # xev::rt::block_on(async {
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = TcpStream::connect(listener.local_addr()?).await?;
+    /// # let (server, _) = listener.accept().await?;
+    /// client.write_all(b"last words").await?;
+    /// client.close().await?; // no error was pending
+    ///
+    /// let mut got = Vec::new();
+    /// (&server).read_to_end(&mut got).await?;
+    /// assert_eq!(got, b"last words");
+    /// # std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
     pub async fn close(self) -> io::Result<()> {
         match self.io.take_error()? {
             Some(error) => Err(error),
@@ -317,6 +484,31 @@ impl TcpStream {
     /// different tasks. Dropping the write half shuts down the write side
     /// (the peer reads end of stream); the socket closes when both halves
     /// are gone.
+    ///
+    /// # Examples
+    /// One task reads while another writes:
+    /// ```
+    /// # use xev::net::{TcpListener, TcpStream};
+    /// # xev::rt::block_on(async {
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = TcpStream::connect(listener.local_addr()?).await?;
+    /// # let (server, _) = listener.accept().await?;
+    /// let (read, write) = server.into_split();
+    /// let reader = xev::rt::spawn(async move {
+    ///     let mut buf = [0; 4];
+    ///     read.read_exact(&mut buf).await.map(|()| buf)
+    /// });
+    /// let writer = xev::rt::spawn(async move { write.write_all(b"pong").await });
+    ///
+    /// client.write_all(b"ping").await?;
+    /// assert_eq!(&reader.await.unwrap()?, b"ping");
+    /// writer.await.unwrap()?;
+    /// let mut got = [0; 4];
+    /// client.read_exact(&mut got).await?;
+    /// assert_eq!(&got, b"pong");
+    /// # std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
     pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
         super::split::split(Rc::new(self))
     }
