@@ -113,11 +113,24 @@ pub fn metrics() -> RuntimeMetrics {
 /// before the caller goes on.
 ///
 /// # Cancel safety
-/// Cancel safe: it holds no state.
+/// Cancel safe: it holds no state, so dropping it loses nothing (the wake it
+/// queued at most polls the task once more).
 ///
+/// # Examples
 /// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
 /// xev::rt::block_on(async {
+///     let ran = Rc::new(Cell::new(false));
+///     let task = xev::rt::spawn({
+///         let ran = ran.clone();
+///         async move { ran.set(true) }
+///     });
+///     assert!(!ran.get()); // a spawned task starts at the next tick...
 ///     xev::rt::yield_now().await;
+///     assert!(ran.get()); // ...which the yield let happen
+///     task.await.unwrap();
 /// });
 /// ```
 pub async fn yield_now() {

@@ -291,6 +291,22 @@ impl<T> fmt::Debug for JoinHandle<T> {
 }
 
 /// Why a task did not produce its output: it was aborted, or it panicked.
+///
+/// A panic in a task is caught, so it never takes the runtime down; its
+/// payload comes back here. Its `Display` includes the panic message when
+/// the payload is a string.
+///
+/// # Examples
+/// ```
+/// xev::rt::block_on(async {
+///     let task = xev::rt::spawn(async { panic!("boom") });
+///     let error = task.await.unwrap_err();
+///     assert!(error.is_panic());
+///     assert_eq!(error.to_string(), r#"task panicked with message "boom""#);
+///     let payload = error.into_panic();
+///     assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+/// });
+/// ```
 pub struct JoinError {
     panic: Option<Box<dyn Any + Send + 'static>>,
 }
