@@ -51,6 +51,20 @@ pub fn sleep(duration: Duration) -> Sleep {
 ///
 /// # Cancel safety
 /// Dropping the future disarms the timer; nothing else is lost.
+///
+/// # Examples
+/// ```
+/// use std::time::{Duration, Instant};
+/// use futures::FutureExt;
+///
+/// xev::rt::block_on(async {
+///     let start = Instant::now();
+///     xev::time::sleep_until(start + Duration::from_millis(10)).await;
+///     assert!(start.elapsed() >= Duration::from_millis(10));
+///     // A deadline already past completes at once, without arming a timer.
+///     assert_eq!(xev::time::sleep_until(start).now_or_never(), Some(()));
+/// });
+/// ```
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
@@ -80,6 +94,32 @@ impl Drop for ArmedTimer {
 ///
 /// It is `Unpin`, so it can be polled through `&mut` without pinning, and
 /// [`reset`](Sleep::reset) to a new deadline.
+///
+/// # Cancel safety
+/// Dropping it disarms the timer; nothing else is lost. Awaiting `&mut sleep`
+/// and dropping that `.await` loses nothing at all: the sleep can be awaited
+/// again.
+///
+/// # Examples
+/// One deadline over many steps, awaited through `&mut` at each of them:
+/// ```
+/// use std::time::Duration;
+/// use futures::future::{select, Either};
+///
+/// xev::rt::block_on(async {
+///     let mut deadline = xev::time::sleep(Duration::from_millis(30));
+///     let mut steps = 0;
+///     loop {
+///         let step = xev::time::sleep(Duration::from_millis(5));
+///         match select(&mut deadline, step).await {
+///             Either::Left(_) => break, // out of time
+///             Either::Right(_) => steps += 1,
+///         }
+///     }
+///     assert!(deadline.is_elapsed());
+///     assert!(steps <= 6, "a timer never fires early");
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     deadline: Instant,
@@ -189,6 +229,24 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
 }
 
 /// Runs `future` until `deadline` at most; see [`timeout`].
+///
+/// # Cancel safety
+/// As cancel safe as `future`: dropping the `Timeout` drops `future`.
+///
+/// # Examples
+/// One deadline for several steps: each step gets the time that is left.
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// xev::rt::block_on(async {
+///     let deadline = Instant::now() + Duration::from_millis(20);
+///     let quick = xev::time::timeout_at(deadline, async { 1 }).await;
+///     assert_eq!(quick, Ok(1));
+///     let slow = xev::time::sleep(Duration::from_secs(60));
+///     assert!(xev::time::timeout_at(deadline, slow).await.is_err());
+///     assert!(Instant::now() >= deadline);
+/// });
+/// ```
 pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
     Timeout {
         future,
@@ -197,7 +255,29 @@ pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
 }
 
 pin_project! {
-    /// The future returned by [`timeout`].
+    /// The future returned by [`timeout`] and [`timeout_at`]: the wrapped
+    /// future and a [`Sleep`].
+    ///
+    /// It is `Unpin` when the wrapped future is, so it can be awaited through
+    /// `&mut` and then [`into_inner`](Timeout::into_inner) taken back.
+    ///
+    /// # Cancel safety
+    /// As cancel safe as the wrapped future: dropping the `Timeout` drops it.
+    ///
+    /// # Examples
+    /// Give a task a short time limit, and if it is too slow, wait for it
+    /// anyway (awaiting a `JoinHandle` is cancel safe, so it can be retried):
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// xev::rt::block_on(async {
+    ///     let job = xev::rt::spawn(xev::time::sleep(Duration::from_millis(30)));
+    ///     let mut limited = xev::time::timeout(Duration::from_millis(5), job);
+    ///     assert!((&mut limited).await.is_err()); // too slow for the fast path...
+    ///     let job = limited.into_inner();
+    ///     job.await.unwrap(); // ...so wait without the limit
+    /// });
+    /// ```
     #[must_use = "futures do nothing unless awaited"]
     #[derive(Debug)]
     pub struct Timeout<F> {
@@ -232,6 +312,31 @@ impl<F: Future> Future for Timeout<F> {
 }
 
 /// The error of a [`timeout`] whose deadline passed first.
+///
+/// It converts into an [`io::Error`] of kind
+/// [`TimedOut`](io::ErrorKind::TimedOut), so `?` works in a function
+/// returning `io::Result`.
+///
+/// # Examples
+/// ```
+/// use std::io;
+/// use std::time::Duration;
+/// use xev::net::TcpStream;
+///
+/// async fn read_in_time(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+///     xev::time::timeout(Duration::from_millis(10), stream.read(buf)).await?
+/// }
+/// # xev::rt::block_on(async {
+/// # let listener = xev::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let client = TcpStream::connect(listener.local_addr()?).await?;
+/// # let (_server, _) = listener.accept().await?;
+///
+/// // Nothing is sent: the read times out.
+/// let error = read_in_time(&client, &mut [0; 8]).await.unwrap_err();
+/// assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+/// # io::Result::Ok(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed(());
 
@@ -281,6 +386,21 @@ pub fn interval(period: Duration) -> Interval {
 ///
 /// # Panics
 /// If `period` is zero.
+///
+/// # Examples
+/// The first tick a full period from now, instead of at once:
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// xev::rt::block_on(async {
+///     let period = Duration::from_millis(10);
+///     let start = Instant::now() + period;
+///     let mut ticks = xev::time::interval_at(start, period);
+///     assert_eq!(ticks.tick().await, start);
+///     assert!(Instant::now() >= start);
+///     assert_eq!(ticks.tick().await, start + period);
+/// });
+/// ```
 pub fn interval_at(start: Instant, period: Duration) -> Interval {
     assert!(
         !period.is_zero(),
@@ -292,7 +412,28 @@ pub fn interval_at(start: Instant, period: Duration) -> Interval {
     }
 }
 
-/// The stream returned by [`interval`]: a [`Stream`] of tick instants.
+/// The stream returned by [`interval`] and [`interval_at`]: a [`Stream`] of
+/// tick instants (the instants the ticks were scheduled for), which never
+/// ends.
+///
+/// # Cancel safety
+/// Awaiting the next item (`StreamExt::next`) is cancel safe, as
+/// [`tick`](Interval::tick) is: a tick is consumed only when it is returned.
+///
+/// # Examples
+/// As a [`Stream`], with `futures::StreamExt`:
+/// ```
+/// use std::time::{Duration, Instant};
+/// use futures::StreamExt;
+///
+/// xev::rt::block_on(async {
+///     let mut ticks = xev::time::interval(Duration::from_millis(5));
+///     let first = ticks.next().await.unwrap(); // at once
+///     let second = ticks.next().await.unwrap();
+///     assert_eq!(second - first, Duration::from_millis(5));
+///     assert!(Instant::now() >= second);
+/// });
+/// ```
 #[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
 pub struct Interval {
