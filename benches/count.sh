@@ -1,38 +1,50 @@
 #!/usr/bin/env bash
-# Syscalls and user-space instructions per ping-pong round trip, counted on
-# the server process alone, for xev, tokio current_thread and the mio floor.
+# Syscalls, user-space instructions and CPU time per ping-pong round trip,
+# counted on the server process alone, for xev, tokio current_thread and
+# the mio floor.
 #
-#   benches/count.sh                 # 1 and 64 connections, all three peers
-#   PEERS="xev" CONNS="64" benches/count.sh
+#   benches/count.sh                          # 1 and 64 connections, all peers
+#   PEERS="xev mio" CONNS=64 REPEAT=1 benches/count.sh
 #
-# Each measurement runs `peers serve-PEER --conns C --rounds R` (the echo
-# server on this process's main thread, the load generator in a child
-# process) twice: with R round trips per connection and with none. The
-# difference, divided by C x R, is the cost of a round trip; connection
-# setup, runtime start-up and teardown cancel out.
+# Each figure comes from `peers serve-PEER --conns C --rounds R` (the echo
+# server on the process's main thread, the load generator in a child
+# process) run twice: with R round trips per connection and with none. The
+# difference divided by C x R is the cost of one round trip; start-up,
+# connection setup and teardown cancel out.
 #
-# - syscalls: `strace -c` without `-f`: the server is one thread (the serve
-#   mode checks it), and `-f` would follow the child, i.e. count the client;
-# - instructions: `valgrind --tool=callgrind --trace-children=no`, total Ir
-#   (user space only; valgrind cannot see the kernel), and the same without
-#   the instructions spent inside libc (the syscall wrappers, about the same
-#   for every peer: ~115 per round trip with glibc 2.36).
+# - counted (the server slowed down by the tool, the client not):
+#   syscalls with `strace -c` WITHOUT `-f` (the server is one thread, which
+#   serve mode checks; `-f` would follow the child and count the client),
+#   instructions with `valgrind --tool=callgrind --trace-children=no`:
+#   total Ir, and Ir outside libc.so (the syscall wrappers, about the same
+#   for every peer: ~115 per round trip with glibc 2.36);
+# - at full speed: `perf stat --no-inherit` on syscall tracepoints, context
+#   switches and task-clock, i.e. the server's main thread only, untraced.
+#   Skipped if perf or its tracepoints are unavailable.
 #
-# Environment: PEERS, CONNS, ROUNDS_1 (rounds at 1 connection, default
-# 20000), ROUNDS_N (rounds per connection above 1, default 1000), REPEAT
-# (runs per measurement, the median is kept; default 3).
+# Environment: PEERS, CONNS, REPEAT (runs per figure, the median is kept;
+# default 3), ROUNDS_1 / ROUNDS_N (rounds per connection for the counted
+# figures at 1 / more connections; default 20000 / 1000), FAST_1 / FAST_N
+# (the same at full speed; default 20000 / 5000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PEERS=${PEERS:-"xev tokio mio"}
 CONNS=${CONNS:-"1 64"}
+REPEAT=${REPEAT:-3}
 ROUNDS_1=${ROUNDS_1:-20000}
 ROUNDS_N=${ROUNDS_N:-1000}
-REPEAT=${REPEAT:-3}
+FAST_1=${FAST_1:-20000}
+FAST_N=${FAST_N:-5000}
 
 for tool in strace valgrind callgrind_annotate; do
     command -v "$tool" >/dev/null || { echo "count.sh needs $tool" >&2; exit 1; }
 done
+TRACEPOINTS=syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_wait
+have_perf=0
+if perf stat -i -x, -e "raw_syscalls:sys_enter,$TRACEPOINTS" -o /dev/null true 2>/dev/null; then
+    have_perf=1
+fi
 
 bin=$(cargo bench --bench peers --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -n 1)
 [ -x "$bin" ] || { echo "count.sh: could not find the peers benchmark binary" >&2; exit 1; }
@@ -41,90 +53,134 @@ touch "$work/log"
 trap 'rm -rf "$work"' EXIT
 trap 'echo "count.sh: a measurement failed; what it printed:" >&2; cat "$work/log" >&2' ERR
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+serve() { "$bin" serve-"$1" --conns "$2" --rounds "$3"; }
 
-# strace_counts PEER CONNS ROUNDS: "syscall calls errors" lines, plus "total".
-strace_counts() {
-    local out="$work/strace.txt"
-    strace -c -o "$out" "$bin" serve-"$1" --conns "$2" --rounds "$3" 2>>"$work/log"
-    awk '$1 ~ /^[0-9.]+$/ && NF >= 5 { print $NF, $4, (NF == 6 ? $5 : 0) }' "$out"
+# Each counter prints "name value" lines for one run of serve PEER CONNS ROUNDS.
+
+strace_counter() {
+    strace -c -o "$work/strace.txt" "$bin" serve-"$1" --conns "$2" --rounds "$3" 2>>"$work/log"
+    # "% time seconds usecs/call calls [errors] syscall"; the last line is "total".
+    awk '$1 ~ /^[0-9.]+$/ && NF >= 5 {
+        print $NF, $4
+        if ($NF == "total") print "errors", (NF == 6 ? $5 : 0)
+    }' "$work/strace.txt"
 }
 
-# instructions PEER CONNS ROUNDS: "total_Ir libc_Ir" of the server process.
-instructions() {
+callgrind_counter() {
     local out="$work/callgrind.out"
     valgrind --tool=callgrind --trace-children=no --callgrind-out-file="$out" \
         "$bin" serve-"$1" --conns "$2" --rounds "$3" 2>>"$work/log"
     local total libc
     total=$(sed -n 's/^summary: //p' "$out")
     libc=$(callgrind_annotate --auto=no --threshold=100 "$out" 2>/dev/null |
-        awk '/PROGRAM TOTALS/ { next } /^ *[0-9,]+ \(/ && /libc\.so/ { gsub(",", "", $1); n += $1 } END { print n + 0 }')
-    echo "$total $libc"
+        awk '/PROGRAM TOTALS/ { next }
+             /^ *[0-9,]+ \(/ && /libc\.so/ { gsub(",", "", $1); n += $1 }
+             END { print n + 0 }')
+    echo "ir $total"
+    echo "ir_own $((total - libc))"
 }
 
-# per_trip FILE_WITH FILE_WITHOUT TRIPS NAME: (calls - baseline calls) / trips.
-per_trip() {
-    awk -v trips="$3" -v name="$4" -v field="${5:-2}" '
-        FNR == NR { if ($1 == name) base = $field; next }
-        $1 == name { n = $field }
-        END { printf "%.2f", (n - base) / trips }' "$2" "$1"
+perf_counter() {
+    perf stat -i -x, -o "$work/perf.txt" \
+        -e "raw_syscalls:sys_enter,$TRACEPOINTS,context-switches,task-clock" \
+        "$bin" serve-"$1" --conns "$2" --rounds "$3" 2>>"$work/log"
+    # "value,unit,event,..."; task-clock is in msec, printed here in ns.
+    awk -F, '/^[0-9]/ {
+        name = $3; sub(/^.*:sys_enter_?/, "", name)
+        if (name == "") name = "total"
+        if ($3 == "task-clock") print "cpu_ns", $1 * 1e6; else print name, $1
+    }' "$work/perf.txt"
 }
 
-printf '%-6s %5s %7s | %9s %8s %7s %10s %9s %6s %8s | %15s %9s\n' \
-    peer conns trips syscalls/rt recvfrom sendto epoll_wait epoll_ctl other "EAGAIN" \
-    "instructions/rt" "w/o libc"
-for conns in $CONNS; do
-    rounds=$ROUNDS_N
-    [ "$conns" -eq 1 ] && rounds=$ROUNDS_1
-    trips=$((conns * rounds))
-    for peer in $PEERS; do
-        : >"$work/sys.all"
-        : >"$work/ir.all"
-        for run in $(seq "$REPEAT"); do
-            strace_counts "$peer" "$conns" "$rounds" >"$work/sys.with"
-            strace_counts "$peer" "$conns" 0 >"$work/sys.without"
-            row=""
-            for name in total recvfrom sendto epoll_wait epoll_ctl; do
-                row="$row $(per_trip "$work/sys.with" "$work/sys.without" "$trips" "$name")"
-            done
-            errors=$(per_trip "$work/sys.with" "$work/sys.without" "$trips" total 3)
-            echo "$row $errors" >>"$work/sys.all"
-            read -r with with_libc < <(instructions "$peer" "$conns" "$rounds")
-            read -r without without_libc < <(instructions "$peer" "$conns" 0)
-            awk -v a="$with" -v b="$without" -v la="$with_libc" -v lb="$without_libc" -v t="$trips" \
-                'BEGIN { printf "%.0f %.0f\n", (a - b) / t, ((a - la) - (b - lb)) / t }' >>"$work/ir.all"
+# measure COUNTER PEER CONNS ROUNDS: "name per-round-trip" lines, the median
+# over REPEAT pairs of runs (R rounds, then 0).
+measure() {
+    local counter=$1 peer=$2 conns=$3 rounds=$4
+    local trips=$((conns * rounds))
+    : >"$work/samples"
+    for _ in $(seq "$REPEAT"); do
+        "$counter" "$peer" "$conns" "$rounds" >"$work/with"
+        "$counter" "$peer" "$conns" 0 >"$work/without"
+        awk -v trips="$trips" 'FNR == NR { base[$1] = $2; next }
+            { print $1, ($2 - base[$1]) / trips }' "$work/without" "$work/with" >>"$work/samples"
+    done
+    awk '{ v[$1] = v[$1] " " $2 }
+        END { for (name in v) print name, v[name] }' "$work/samples" |
+        while read -r name values; do
+            echo "$name $(printf '%s\n' $values | sort -g |
+                awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
         done
-        col() { awk -v c="$1" '{ print $c }' "$work/sys.all" | median; }
-        total=$(col 1); recv=$(col 2); send=$(col 3); wait=$(col 4); ctl=$(col 5); errs=$(col 6)
-        other=$(awk -v t="$total" -v a="$recv" -v b="$send" -v c="$wait" -v d="$ctl" 'BEGIN { printf "%.2f", t - a - b - c - d }')
-        ir=$(awk '{ print $1 }' "$work/ir.all" | median)
-        ir_own=$(awk '{ print $2 }' "$work/ir.all" | median)
-        ir_range=$(awk 'NR == 1 { lo = hi = $1 } { lo = ($1 < lo) ? $1 : lo; hi = ($1 > hi) ? $1 : hi }
-            END { printf "%d-%d", lo, hi }' "$work/ir.all")
-        printf '%-6s %5s %7s | %11.2f %8.2f %7.2f %10.2f %9.2f %6.2f %8.2f | %5.0f %-9s %9.0f\n' \
-            "$peer" "$conns" "$trips" "$total" "$recv" "$send" "$wait" "$ctl" "$other" "$errs" \
-            "$ir" "($ir_range)" "$ir_own"
-        echo "$conns $peer $total $ir $ir_own" >>"$work/table"
+}
+
+get() { awk -v name="$2" '$1 == name { print $2; found = 1 } END { if (!found) print 0 }' "$1"; }
+
+rounds_for() { if [ "$1" -eq 1 ]; then echo "$2"; else echo "$3"; fi; }
+
+: >"$work/table"
+for conns in $CONNS; do
+    for peer in $PEERS; do
+        rounds=$(rounds_for "$conns" "$ROUNDS_1" "$ROUNDS_N")
+        measure strace_counter "$peer" "$conns" "$rounds" >"$work/$peer.$conns.strace"
+        measure callgrind_counter "$peer" "$conns" "$rounds" >"$work/$peer.$conns.callgrind"
+        if [ "$have_perf" = 1 ]; then
+            fast=$(rounds_for "$conns" "$FAST_1" "$FAST_N")
+            measure perf_counter "$peer" "$conns" "$fast" >"$work/$peer.$conns.perf"
+        fi
+        echo "$conns $peer" >>"$work/table"
     done
 done
 
+echo "counted: strace -c (syscalls) and callgrind (instructions), per round trip; median of $REPEAT"
+printf '%-6s %5s | %8s %8s %7s %10s %9s %6s %7s | %12s %9s\n' \
+    peer conns syscalls recvfrom sendto epoll_wait epoll_ctl other failed instructions "w/o libc"
+while read -r conns peer; do
+    f="$work/$peer.$conns.strace"
+    total=$(get "$f" total); recv=$(get "$f" recvfrom); send=$(get "$f" sendto)
+    wait=$(get "$f" epoll_wait); ctl=$(get "$f" epoll_ctl); failed=$(get "$f" errors)
+    g="$work/$peer.$conns.callgrind"
+    awk -v p="$peer" -v c="$conns" -v t="$total" -v r="$recv" -v s="$send" -v w="$wait" -v e="$ctl" \
+        -v f="$failed" -v ir="$(get "$g" ir)" -v own="$(get "$g" ir_own)" 'BEGIN {
+        other = t - r - s - w - e
+        if (other < 0.005 && other > -0.005) other = 0
+        printf "%-6s %5s | %8.2f %8.2f %7.2f %10.2f %9.2f %6.2f %7.2f | %12.0f %9.0f\n",
+            p, c, t, r, s, w, e, other, f, ir, own }'
+done <"$work/table"
+
+if [ "$have_perf" = 1 ]; then
+    echo
+    echo "at full speed: perf stat --no-inherit on the server thread, per round trip;"
+    echo "rounds per connection: $FAST_1 at 1 connection, $FAST_N above; median of $REPEAT"
+    printf '%-6s %5s | %8s %10s %16s %11s\n' peer conns syscalls epoll_wait "context switches" "CPU ns"
+    while read -r conns peer; do
+        f="$work/$peer.$conns.perf"
+        awk -v p="$peer" -v c="$conns" -v t="$(get "$f" total)" -v w="$(get "$f" epoll_wait)" \
+            -v x="$(get "$f" context-switches)" -v n="$(get "$f" cpu_ns)" 'BEGIN {
+            printf "%-6s %5s | %8.3f %10.3f %16.3f %11.0f\n", p, c, t, w, x, n }'
+    done <"$work/table"
+fi
+
 echo
-echo "ratios (per round trip, same connection count):"
-awk '
-    { sys[$1, $2] = $3; ir[$1, $2] = $4; own[$1, $2] = $5; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
-    function r(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "-" }
-    END {
-        printf "%5s | %-17s | %-17s | %-17s\n", "", "syscalls/rt", "instructions/rt", "w/o libc"
-        printf "%5s | %9s %7s | %9s %7s | %9s %7s\n", "conns", "xev/tokio", "xev/mio", "xev/tokio", "xev/mio", "xev/tokio", "xev/mio"
-        for (i = 1; i <= n; i++) {
-            c = order[i]
-            printf "%5s | %9s %7s | %9s %7s | %9s %7s\n", c,
-                r(sys[c, "xev"], sys[c, "tokio"]), r(sys[c, "xev"], sys[c, "mio"]),
-                r(ir[c, "xev"], ir[c, "tokio"]), r(ir[c, "xev"], ir[c, "mio"]),
-                r(own[c, "xev"], own[c, "tokio"]), r(own[c, "xev"], own[c, "mio"])
-        }
-    }' "$work/table"
+echo "ratios, same connection count:"
+printf '%5s | %-17s | %-17s | %-17s | %-17s\n' "" "syscalls" "instructions" "w/o libc" "CPU ns (full speed)"
+printf '%5s | %9s %7s | %9s %7s | %9s %7s | %9s %7s\n' conns \
+    xev/tokio xev/mio xev/tokio xev/mio xev/tokio xev/mio xev/tokio xev/mio
+for conns in $CONNS; do
+    row=""
+    for pair in "strace total" "callgrind ir" "callgrind ir_own" "perf cpu_ns"; do
+        set -- $pair
+        for other in tokio mio; do
+            a="$work/xev.$conns.$1" b="$work/$other.$conns.$1"
+            if [ -f "$a" ] && [ -f "$b" ]; then
+                row="$row $(awk -v a="$(get "$a" "$2")" -v b="$(get "$b" "$2")" \
+                    'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }')"
+            else
+                row="$row -"
+            fi
+        done
+    done
+    set -- $row
+    printf '%5s | %9s %7s | %9s %7s | %9s %7s | %9s %7s\n' "$conns" "$@"
+done
+
 echo
-echo "median of $REPEAT run(s), the range of instructions/rt in brackets; EAGAIN: failed syscalls"
-echo "per round trip (a read that found nothing); w/o libc: instructions outside libc.so"
-echo "(xev $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' + uncommitted changes in src/'))"
+echo "xev $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' + uncommitted changes in src/')"
