@@ -297,13 +297,12 @@ impl Registration {
         if reactor.shut_down.get() {
             return Poll::Ready(Err(shut_down_error()));
         }
-        if self.core.io_budget_spent(cx) {
+        if !self.core.take_io_budget(cx) {
             return Poll::Pending;
         }
         let mut ios = reactor.ios.borrow_mut();
         let io = &mut ios[self.key];
         if io.readiness & direction.mask() != 0 {
-            self.core.spend_io_budget();
             return Poll::Ready(Ok(()));
         }
         let old = self.wait(io, cx, direction);
@@ -348,7 +347,7 @@ impl Registration {
         if reactor.shut_down.get() {
             return Poll::Ready(Err(shut_down_error()));
         }
-        if self.core.io_budget_spent(cx) {
+        if !self.core.take_io_budget(cx) {
             return Poll::Pending;
         }
         let mut ios = reactor.ios.borrow_mut();
@@ -359,7 +358,6 @@ impl Registration {
                     if n > 0 && n < len {
                         io.readiness &= !direction.ready_bit();
                     }
-                    self.core.spend_io_budget();
                     return Poll::Ready(Ok(n));
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {

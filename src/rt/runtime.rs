@@ -33,9 +33,9 @@ use super::timer::TimerQueue;
 /// How many queued tasks one tick polls before it looks at I/O and timers.
 const BUDGET: usize = 128;
 
-/// How many I/O operations one poll of a task may complete before they
-/// start returning `Pending` (with the task woken): a task looping over a
-/// socket that is always ready still yields to the others.
+/// How many I/O operations one poll of a task may poll before they start
+/// returning `Pending` (with the task woken): a task looping over a socket
+/// that is always ready still yields to the others.
 const IO_BUDGET: u32 = 128;
 
 /// The default capacity of the reactor's event buffer.
@@ -170,21 +170,18 @@ impl Core {
         own.then_some(running.id)
     }
 
-    /// Whether the task being polled has used up its I/O budget; if so it is
-    /// woken, so that returning `Pending` only defers it to the next tick.
+    /// Takes one unit of the polled task's I/O budget. With none left, the
+    /// task is woken and `false` returned: the operation then says
+    /// `Pending`, which only defers the task to the next tick.
     #[inline]
-    pub(crate) fn io_budget_spent(&self, cx: &Context<'_>) -> bool {
-        if self.io_budget.get() == 0 {
+    pub(crate) fn take_io_budget(&self, cx: &Context<'_>) -> bool {
+        let left = self.io_budget.get();
+        if left == 0 {
             cx.waker().wake_by_ref();
-            return true;
+            return false;
         }
-        false
-    }
-
-    /// Counts one completed I/O operation against the task's budget.
-    #[inline]
-    pub(crate) fn spend_io_budget(&self) {
-        self.io_budget.set(self.io_budget.get().saturating_sub(1));
+        self.io_budget.set(left - 1);
+        true
     }
 
     /// Queues a task, as its waker would, for the reactor on this thread.
