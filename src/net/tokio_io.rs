@@ -7,7 +7,7 @@
 //! are driven by xev's reactor like every other xev future.
 //!
 //! tokio reads into a [`ReadBuf`] whose tail may be uninitialised memory.
-//! xev forbids `unsafe`, so a read first zeroes the part of the buffer it
+//! xev is safe code only, so a read first zeroes the part of the buffer it
 //! reads into (once per `ReadBuf`: it remembers what it has initialised).
 //! That part is capped at [`MAX_READ`] bytes: codecs hand over all the spare
 //! capacity of their buffer, which after one large frame can be megabytes,

@@ -1,7 +1,7 @@
 //! Tasks, their wakers and their join handles.
 //!
-//! A task is one `Rc` holding the future (boxed, so it can be pinned without
-//! `unsafe`), its result once finished, and the waker of whoever awaits its
+//! A task is one `Rc` holding the future (boxed, so safe code can pin it),
+//! its result once finished, and the waker of whoever awaits its
 //! [`JoinHandle`]. The executor's slab holds it as `Rc<dyn Runnable>`; the
 //! handle holds it as `Rc<dyn Join<T>>`, so neither needs to name the future's
 //! type.
