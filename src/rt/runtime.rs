@@ -119,6 +119,7 @@ pub(crate) struct Core {
     next_generation: Cell<u32>,
     pub(crate) reactor: Reactor,
     pub(crate) timers: RefCell<TimerQueue>,
+    /// The task being polled, so the reactor can recognise its waker.
     running: Cell<Option<Running>>,
     /// Set once the runtime is being dropped.
     shutting_down: Cell<bool>,
@@ -135,6 +136,8 @@ impl Core {
         F::Output: 'static,
     {
         if self.shutting_down.get() {
+            // Never queued: its waker is marked scheduled for good when the
+            // task is cancelled just below, so the id is never read.
             let waker = TaskWaker::new(MAIN_TASK, self.shared.clone());
             let task = Rc::new(Task::new(future, waker));
             task.shutdown();
