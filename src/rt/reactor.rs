@@ -8,7 +8,9 @@
 //!
 //! Sockets are registered once, edge-triggered, for both directions. An
 //! operation first checks the cached readiness; only when the syscall says
-//! `WouldBlock` is that direction's readiness cleared and a waker stored. So
+//! `WouldBlock`, or a read or send moves fewer bytes than asked (the socket's
+//! buffer is then drained or full, and the kernel signals the next change as
+//! a new edge), is that direction's readiness cleared and a waker stored. So
 //! readiness that arrives while an operation is in flight is never lost, and
 //! no `epoll_ctl` is needed per operation.
 //!
