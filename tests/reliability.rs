@@ -37,6 +37,11 @@ use xev::net::{TcpListener, TcpSocket, TcpStream};
 use xev::rt::{spawn, yield_now, JoinHandle, Runtime};
 use xev::time::{sleep, timeout};
 
+mod common;
+
+use common::child::{self, fd_summary, is_child, open_fds};
+use common::{assert_kind, connected_pair, pattern, within, Fnv, Rng};
+
 // ---------------------------------------------------------------------------
 // Helpers
 
@@ -110,60 +115,6 @@ fn thread_cpu_time() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// xorshift64: seeded, so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-/// `len` bytes of a xorshift sequence, different for each `seed`, so a lost,
-/// repeated or misplaced chunk changes the checksum.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut rng = Rng::new(seed);
-    let mut bytes = Vec::with_capacity(len + 8);
-    while bytes.len() < len {
-        bytes.extend_from_slice(&rng.next().to_le_bytes());
-    }
-    bytes.truncate(len);
-    bytes
-}
-
-/// FNV-1a, 64 bit, fed incrementally.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn of(bytes: &[u8]) -> Fnv {
-        let mut fnv = Fnv::new();
-        fnv.update(bytes);
-        fnv
-    }
-}
-
 enum Either<L, R> {
     Left(L),
     Right(R),
@@ -198,14 +149,6 @@ async fn interruption(choice: u64) {
     }
 }
 
-/// `future`, failing the test with `what` if it takes longer than `limit`.
-async fn within<F: Future>(limit: Duration, what: &str, future: F) -> F::Output {
-    match timeout(limit, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what}: still pending after {limit:?}"),
-    }
-}
-
 /// Gives the runtime turns until `done` holds, failing after `limit`.
 async fn until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     within(limit, what, async {
@@ -224,28 +167,9 @@ async fn baseline_metrics() -> xev::rt::RuntimeMetrics {
     xev::rt::metrics()
 }
 
-/// A listener on an ephemeral loopback port and a connection to it:
-/// `(client, server)`.
-async fn connected_pair() -> io::Result<(TcpStream, TcpStream)> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let (client, accepted) = future::join(
-        TcpStream::connect(listener.local_addr()?),
-        listener.accept(),
-    )
-    .await;
-    Ok((client?, accepted?.0))
-}
-
 /// A loopback address nobody listens on (it was listened on a moment ago).
 fn refused_addr() -> io::Result<SocketAddr> {
     std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
-}
-
-fn assert_kind<T: std::fmt::Debug>(result: io::Result<T>, kind: ErrorKind) {
-    match result {
-        Err(error) => assert_eq!(error.kind(), kind, "unexpected error {error:?}"),
-        Ok(value) => panic!("expected an error of kind {kind:?}, got Ok({value:?})"),
-    }
 }
 
 /// Polls a read on `stream` once with `cx`: registers `cx`'s waker as the
@@ -285,113 +209,6 @@ async fn echo_server(listener: TcpListener, live: Rc<Cell<usize>>) {
         }));
     }
 }
-
-// ---------------------------------------------------------------------------
-// Child processes
-
-#[cfg(unix)]
-mod child {
-    use std::process::{Child, Command, Output, Stdio};
-    use std::sync::mpsc;
-    use std::time::Duration;
-
-    /// Tells a copy of this binary which test body it is to run.
-    const CHILD_ENV: &str = "XEV_RELIABILITY_CHILD";
-
-    /// How long a child may run before it counts as hung.
-    const CHILD_LIMIT: Duration = Duration::from_secs(60);
-
-    /// Whether this process is the child started for `test`.
-    pub(crate) fn is_child(test: &str) -> bool {
-        std::env::var(CHILD_ENV).is_ok_and(|name| name == test)
-    }
-
-    /// Starts a copy of this binary that runs only `test`, as its child.
-    pub(crate) fn start(test: &str, env: &[(&str, String)]) -> Child {
-        Command::new(std::env::current_exe().expect("the test binary's path"))
-            .args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, test)
-            .envs(env.iter().map(|(key, value)| (key, value)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start a child test process")
-    }
-
-    /// Waits for `child` (killing it after [`CHILD_LIMIT`]) and checks that it
-    /// ran `test`, passed and was not killed by a signal. Returns its stdout.
-    pub(crate) fn finish(test: &str, child: Child) -> String {
-        use std::os::unix::process::ExitStatusExt;
-
-        let pid = child.id();
-        let (done_tx, done_rx) = mpsc::channel();
-        std::thread::spawn(move || done_tx.send(child.wait_with_output()));
-        let output: Output = match done_rx.recv_timeout(CHILD_LIMIT) {
-            Ok(output) => output.expect("wait for the child"),
-            Err(_) => {
-                // SAFETY: `kill` has no memory-safety preconditions; the pid
-                // is our unreaped child's, so it cannot have been reused.
-                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-                panic!("the child running `{test}` was still running after {CHILD_LIMIT:?}");
-            }
-        };
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(
-            output.status.signal(),
-            None,
-            "the child running `{test}` was killed by a signal\n\
-             --- stdout\n{stdout}\n--- stderr\n{stderr}"
-        );
-        assert!(
-            output.status.success(),
-            "the child running `{test}` failed: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-            output.status
-        );
-        // A misspelt name would run nothing and exit 0.
-        assert!(
-            stdout.contains("1 passed"),
-            "the child did not run `{test}`\n--- stdout\n{stdout}"
-        );
-        stdout
-    }
-
-    /// Runs the test `test` alone in a fresh copy of this binary.
-    pub(crate) fn run(test: &str) {
-        finish(test, start(test, &[]));
-    }
-
-    /// How many fds this process has open.
-    pub(crate) fn open_fds() -> usize {
-        std::fs::read_dir("/proc/self/fd")
-            .expect("list /proc/self/fd")
-            .count()
-    }
-
-    /// What this process's fds are, for failure messages: `socket` x 12,
-    /// `anon_inode:[eventpoll]` x 1, ...
-    pub(crate) fn fd_summary() -> String {
-        let mut kinds = std::collections::BTreeMap::<String, usize>::new();
-        for entry in std::fs::read_dir("/proc/self/fd").expect("list /proc/self/fd") {
-            let target = std::fs::read_link(entry.expect("an fd").path())
-                .map(|target| target.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| "(closed while listing)".into());
-            let kind = match target.split_once(":[") {
-                Some(("socket", _)) => "socket".to_string(),
-                _ => target,
-            };
-            *kinds.entry(kind).or_default() += 1;
-        }
-        kinds
-            .iter()
-            .map(|(kind, count)| format!("{kind} x {count}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-use child::{fd_summary, is_child, open_fds};
 
 // ---------------------------------------------------------------------------
 // 2. Peer faults

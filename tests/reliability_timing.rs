@@ -18,36 +18,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use futures::future;
 use xev::net::{TcpListener, TcpStream};
 use xev::rt::{spawn, yield_now};
-use xev::time::{sleep, timeout};
+use xev::time::sleep;
+
+mod common;
+
+use common::{connected_pair, within};
 
 /// Runs the tests of this file one at a time: each measures latency, and a
 /// neighbour's load on the other core would be noise.
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
     TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// `future`, failing the test with `what` if it takes longer than `limit`.
-async fn within<F: Future>(limit: Duration, what: &str, future: F) -> F::Output {
-    match timeout(limit, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what}: still pending after {limit:?}"),
-    }
-}
-
-/// A listener on an ephemeral loopback port and a connection to it:
-/// `(client, server)`.
-async fn connected_pair() -> io::Result<(TcpStream, TcpStream)> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let (client, accepted) = future::join(
-        TcpStream::connect(listener.local_addr()?),
-        listener.accept(),
-    )
-    .await;
-    Ok((client?, accepted?.0))
 }
 
 /// Polls `future`, recording in `longest` the longest time one poll took:

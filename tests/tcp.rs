@@ -13,7 +13,6 @@
 //! and an environment variable that tells the copy to run the body.
 
 use std::cell::Cell;
-use std::future::Future;
 use std::io::{self, ErrorKind, IoSlice};
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
@@ -24,7 +23,17 @@ use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::StreamExt;
 use xev::net::{TcpListener, TcpSocket, TcpStream};
 use xev::rt::spawn;
-use xev::time::{sleep, timeout};
+use xev::time::sleep;
+#[cfg(target_os = "linux")]
+use xev::time::timeout;
+
+mod common;
+
+#[cfg(target_os = "linux")]
+use common::child::open_fds;
+#[cfg(unix)]
+use common::child::{is_child, run as run_in_child};
+use common::{assert_kind, connected_pair, pattern, within, Fnv};
 
 /// The error of a send to a peer that has closed the connection.
 fn assert_peer_gone(error: io::Error) {
@@ -35,70 +44,6 @@ fn assert_peer_gone(error: io::Error) {
         ),
         "expected BrokenPipe or ConnectionReset, got {error:?}"
     );
-}
-
-/// A listener on an ephemeral loopback port and a connection to it:
-/// `(client, server)`.
-async fn connected_pair() -> io::Result<(TcpStream, TcpStream)> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let (client, accepted) = future::join(
-        TcpStream::connect(listener.local_addr()?),
-        listener.accept(),
-    )
-    .await;
-    Ok((client?, accepted?.0))
-}
-
-/// `future`, failing the test with `what` if it takes longer than `limit`.
-async fn within<F: Future>(limit: Duration, what: &str, future: F) -> F::Output {
-    match timeout(limit, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what}: still pending after {limit:?}"),
-    }
-}
-
-/// `len` bytes of a xorshift sequence: deterministic, and different for
-/// each `seed`, so misplaced or repeated chunks change the checksum.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut bytes = Vec::with_capacity(len + 8);
-    while bytes.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        bytes.extend_from_slice(&state.to_le_bytes());
-    }
-    bytes.truncate(len);
-    bytes
-}
-
-/// FNV-1a, 64 bit, fed incrementally.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn of(bytes: &[u8]) -> Fnv {
-        let mut fnv = Fnv::new();
-        fnv.update(bytes);
-        fnv
-    }
-}
-
-fn assert_kind<T: std::fmt::Debug>(result: io::Result<T>, kind: ErrorKind) {
-    match result {
-        Err(error) => assert_eq!(error.kind(), kind, "unexpected error {error:?}"),
-        Ok(value) => panic!("expected an error of kind {kind:?}, got Ok({value:?})"),
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -523,80 +468,6 @@ async fn reset_wakes_a_blocked_reader_and_a_blocked_writer_with_errors() -> io::
 // Child processes
 
 #[cfg(unix)]
-mod child {
-    use std::process::{Command, Stdio};
-    use std::sync::mpsc;
-    use std::time::Duration;
-
-    /// Tells a copy of this binary which test body it is to run.
-    const CHILD_ENV: &str = "XEV_TCP_TEST_CHILD";
-
-    /// How long a child may run before it counts as hung.
-    const CHILD_LIMIT: Duration = Duration::from_secs(60);
-
-    /// Whether this process is the child started for `test`.
-    pub(crate) fn is_child(test: &str) -> bool {
-        std::env::var(CHILD_ENV).is_ok_and(|name| name == test)
-    }
-
-    /// Runs the test `test` alone in a fresh copy of this test binary and
-    /// checks that it passed and was not killed by a signal.
-    pub(crate) fn run_in_child(test: &str) {
-        use std::os::unix::process::ExitStatusExt;
-
-        let child = Command::new(std::env::current_exe().expect("the test binary's path"))
-            .args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, test)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start a child test process");
-        let pid = child.id();
-        let (done_tx, done_rx) = mpsc::channel();
-        std::thread::spawn(move || done_tx.send(child.wait_with_output()));
-        let output = match done_rx.recv_timeout(CHILD_LIMIT) {
-            Ok(output) => output.expect("wait for the child"),
-            Err(_) => {
-                // SAFETY: `kill` has no memory-safety preconditions; the pid
-                // is our unreaped child's, so it cannot have been reused.
-                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-                panic!("the child running `{test}` was still running after {CHILD_LIMIT:?}");
-            }
-        };
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(
-            output.status.signal(),
-            None,
-            "the child running `{test}` was killed by a signal\n\
-             --- stdout\n{stdout}\n--- stderr\n{stderr}"
-        );
-        assert!(
-            output.status.success(),
-            "the child running `{test}` failed: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-            output.status
-        );
-        // A misspelt name would run nothing and exit 0.
-        assert!(
-            stdout.contains("1 passed"),
-            "the child did not run `{test}`\n--- stdout\n{stdout}"
-        );
-    }
-
-    /// How many fds this process has open.
-    #[cfg(target_os = "linux")]
-    pub(crate) fn open_fds() -> usize {
-        std::fs::read_dir("/proc/self/fd")
-            .expect("list /proc/self/fd")
-            .count()
-    }
-}
-
-#[cfg(unix)]
-use child::{is_child, run_in_child};
-
-#[cfg(unix)]
 #[test]
 fn write_to_a_dropped_peer_fails_without_sigpipe() {
     const NAME: &str = "write_to_a_dropped_peer_fails_without_sigpipe";
@@ -662,7 +533,7 @@ fn connect_accept_drop_2000_times_leaks_no_fd() {
         async {
             let listener = TcpListener::bind("127.0.0.1:0")?;
             let addr = listener.local_addr()?;
-            let before = child::open_fds();
+            let before = open_fds();
             for cycle in 0..2000 {
                 let (client, accepted) =
                     future::join(TcpStream::connect(addr), listener.accept()).await;
@@ -682,7 +553,7 @@ fn connect_accept_drop_2000_times_leaks_no_fd() {
                     }
                 }
             }
-            assert_eq!(child::open_fds(), before, "fds leaked");
+            assert_eq!(open_fds(), before, "fds leaked");
             io::Result::Ok(())
         },
     ))
@@ -722,7 +593,7 @@ async fn accept_under_emfile() -> io::Result<()> {
         unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
         0
     );
-    limit.rlim_cur = (child::open_fds() + 8) as libc::rlim_t;
+    limit.rlim_cur = (open_fds() + 8) as libc::rlim_t;
     // SAFETY: `setrlimit` only reads the `rlimit` it is given.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
 

@@ -23,29 +23,9 @@ use xev::time::{sleep, timeout};
 #[allow(dead_code)] // the example's `main` and argument parsing
 mod broadcast;
 
-/// xorshift64: a seeded generator, so a failing run can be replayed.
-struct Rng(u64);
+mod common;
 
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
+use common::Rng;
 
 /// libxev's test data: `1, 2, ..., 9, 0` repeated.
 fn pattern(len: usize) -> Vec<u8> {
