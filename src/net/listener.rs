@@ -269,7 +269,7 @@ mod fd {
 }
 
 #[cfg(windows)]
-mod socket {
+mod windows {
     use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
 
     use super::TcpListener;

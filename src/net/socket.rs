@@ -192,7 +192,7 @@ mod fd {
 }
 
 #[cfg(windows)]
-mod socket {
+mod windows {
     use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
 
     use super::TcpSocket;
