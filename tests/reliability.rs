@@ -40,7 +40,7 @@ use xev::time::{sleep, timeout};
 mod common;
 
 use common::child::{self, fd_summary, is_child, open_fds};
-use common::{assert_kind, connected_pair, pattern, within, Fnv, Rng};
+use common::{assert_kind, connected_pair, pattern, read_to_end, within, Fnv, Rng};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -317,15 +317,8 @@ async fn half_closed_peers_still_receive_and_send_everything() -> io::Result<()>
     theirs.write_all(b"request").await?;
     theirs.shutdown(Shutdown::Write)?;
 
-    let mut request = Vec::new();
+    assert_eq!(read_to_end(&ours).await?, b"request");
     let mut buf = [0; 64];
-    loop {
-        match ours.read(&mut buf).await? {
-            0 => break,
-            n => request.extend_from_slice(&buf[..n]),
-        }
-    }
-    assert_eq!(request, b"request");
     for _ in 0..3 {
         let n = within(
             Duration::from_secs(1),
@@ -354,14 +347,7 @@ async fn half_closed_peers_still_receive_and_send_everything() -> io::Result<()>
             ours.shutdown(Shutdown::Write)
         }
     });
-    let mut received = Vec::with_capacity(BYTES);
-    let mut chunk = vec![0; 64 * 1024];
-    loop {
-        match theirs.read(&mut chunk).await? {
-            0 => break,
-            n => received.extend_from_slice(&chunk[..n]),
-        }
-    }
+    let received = read_to_end(&theirs).await?;
     writer.await.expect("writer task")?;
     assert_eq!(received.len(), BYTES);
     assert!(
@@ -378,13 +364,7 @@ async fn half_closed_peers_still_receive_and_send_everything() -> io::Result<()>
         theirs.write_all(&pattern(22, BYTES)).await?;
         theirs.shutdown(Shutdown::Write)
     });
-    let mut received = Vec::with_capacity(BYTES);
-    loop {
-        match ours.read(&mut chunk).await? {
-            0 => break,
-            n => received.extend_from_slice(&chunk[..n]),
-        }
-    }
+    let received = read_to_end(&ours).await?;
     sender.await.expect("sender task")?;
     assert_eq!(received.len(), BYTES);
     assert!(

@@ -33,7 +33,7 @@ mod common;
 use common::child::open_fds;
 #[cfg(unix)]
 use common::child::{is_child, run as run_in_child};
-use common::{assert_kind, connected_pair, pattern, within, Fnv};
+use common::{assert_kind, connected_pair, pattern, read_to_end, within, Fnv};
 
 /// The error of a send to a peer that has closed the connection.
 fn assert_peer_gone(error: io::Error) {
@@ -303,15 +303,8 @@ async fn write_then_drop_peer_reads_exactly_the_bytes_then_eof() -> io::Result<(
     let (client, server) = connected_pair().await?;
     client.write_all(b"last words").await?;
     drop(client);
-    let mut received = Vec::new();
+    assert_eq!(read_to_end(&server).await?, b"last words");
     let mut buf = [0; 64];
-    loop {
-        match server.read(&mut buf).await? {
-            0 => break,
-            n => received.extend_from_slice(&buf[..n]),
-        }
-    }
-    assert_eq!(received, b"last words");
     assert_eq!(server.read(&mut buf).await?, 0, "end of stream stays");
 
     // Larger than the buffers: the drop comes while the reader is reading.
@@ -337,21 +330,14 @@ async fn half_close_peer_reads_eof_and_can_still_write() -> io::Result<()> {
     client.write_all(b"request").await?;
     client.shutdown(Shutdown::Write)?;
 
-    let mut request = Vec::new();
-    let mut buf = [0; 64];
-    loop {
-        match server.read(&mut buf).await? {
-            0 => break,
-            n => request.extend_from_slice(&buf[..n]),
-        }
-    }
-    assert_eq!(request, b"request");
+    assert_eq!(read_to_end(&server).await?, b"request");
     server.write_all(b"response").await?;
     drop(server);
 
     let mut response = [0; 8];
     client.read_exact(&mut response).await?;
     assert_eq!(&response, b"response");
+    let mut buf = [0; 64];
     assert_eq!(client.read(&mut buf).await?, 0);
     assert_kind(
         client.write_all(b"after shutdown").await,

@@ -84,6 +84,18 @@ pub async fn connected_pair() -> io::Result<(TcpStream, TcpStream)> {
     Ok((client?, accepted?.0))
 }
 
+/// Everything `stream` yields until end of stream.
+pub async fn read_to_end(stream: &TcpStream) -> io::Result<Vec<u8>> {
+    let mut received = Vec::new();
+    let mut chunk = vec![0; 64 * 1024];
+    loop {
+        match stream.read(&mut chunk).await? {
+            0 => return Ok(received),
+            n => received.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 /// `future`, failing the test with `what` if it takes longer than `limit`.
 pub async fn within<F: Future>(limit: Duration, what: &str, future: F) -> F::Output {
     match timeout(limit, future).await {
