@@ -390,21 +390,16 @@ impl TcpStream {
     /// # }).unwrap();
     /// ```
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self
-            .registration
-            .try_io(Direction::Read, || (&self.io).read(buf))?;
-        self.note_read(n, buf.len());
-        Ok(n)
+        let len = buf.len();
+        self.registration
+            .try_transfer(Direction::Read, len, || (&self.io).read(buf))
     }
 
     /// Writes without waiting: [`WouldBlock`](io::ErrorKind::WouldBlock) if the
     /// socket's send buffer is full.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        let n = self
-            .registration
-            .try_io(Direction::Write, || self.send(buf))?;
-        self.note_write(n, buf.len());
-        Ok(n)
+        self.registration
+            .try_transfer(Direction::Write, buf.len(), || self.send(buf))
     }
 
     /// Shuts down the read side, the write side (the peer reads end of
@@ -588,24 +583,6 @@ impl TcpStream {
     /// One `sendmsg` with the no-`SIGPIPE` flag.
     fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         SockRef::from(&self.io).send_vectored_with_flags(bufs, sys::SEND_FLAGS)
-    }
-
-    /// A read that filled less than its buffer drained the socket: the
-    /// next read would say `WouldBlock`, so skip that syscall and wait for
-    /// the reactor's next event. (End of stream, `Ok(0)`, stays readable.)
-    #[inline]
-    fn note_read(&self, n: usize, len: usize) {
-        if n > 0 && n < len {
-            self.registration.clear_ready(Direction::Read);
-        }
-    }
-
-    /// A send that took less than offered filled the send buffer.
-    #[inline]
-    fn note_write(&self, n: usize, len: usize) {
-        if n > 0 && n < len {
-            self.registration.clear_ready(Direction::Write);
-        }
     }
 
     pub(crate) fn poll_read_priv(

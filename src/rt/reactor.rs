@@ -409,21 +409,31 @@ impl Registration {
         }
     }
 
-    /// Runs `op` if `direction` is believed ready; `WouldBlock` otherwise.
-    pub(crate) fn try_io<R>(
+    /// [`poll_transfer`](Self::poll_transfer) without waiting: runs `op`
+    /// if `direction` is believed ready, `WouldBlock` otherwise; clears the
+    /// readiness on `WouldBlock` or a transfer shorter than `len`, alike.
+    pub(crate) fn try_transfer(
         &self,
         direction: Direction,
-        op: impl FnOnce() -> io::Result<R>,
-    ) -> io::Result<R> {
-        if self.core.reactor.shut_down.get() {
+        len: usize,
+        op: impl FnOnce() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let reactor = &self.core.reactor;
+        if reactor.shut_down.get() {
             return Err(shut_down_error());
         }
-        if !self.is_ready(direction) {
+        let mut ios = reactor.ios.borrow_mut();
+        let io = &mut ios[self.key];
+        if io.readiness & direction.mask() == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let result = op();
-        if matches!(&result, Err(error) if error.kind() == io::ErrorKind::WouldBlock) {
-            self.clear_ready(direction);
+        let drained = match &result {
+            Ok(n) => *n > 0 && *n < len,
+            Err(error) => error.kind() == io::ErrorKind::WouldBlock,
+        };
+        if drained {
+            io.readiness &= !direction.ready_bit();
         }
         result
     }
