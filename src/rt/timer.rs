@@ -24,7 +24,6 @@ pub(crate) struct TimerKey {
 }
 
 struct TimerEntry {
-    tick: u64,
     /// Changes on every re-arm, so the heap triples of earlier arms go stale.
     generation: u64,
     waker: Option<Waker>,
@@ -73,7 +72,6 @@ impl TimerQueue {
         let generation = self.next_generation;
         self.next_generation += 1;
         let entry = &mut self.entries[key];
-        entry.tick = tick;
         entry.generation = generation;
         entry.fired = false;
         self.heap.push(Reverse((tick, key, generation)));
@@ -87,7 +85,6 @@ impl TimerQueue {
     pub(crate) fn insert(&mut self, deadline: Instant, waker: Waker) -> TimerKey {
         let tick = self.tick_at_or_after(deadline);
         let key = self.entries.insert(TimerEntry {
-            tick,
             generation: 0,
             waker: Some(waker),
             fired: false,
