@@ -48,6 +48,10 @@ const READABLE: u8 = 0b0001;
 const WRITABLE: u8 = 0b0010;
 const READ_CLOSED: u8 = 0b0100;
 const WRITE_CLOSED: u8 = 0b1000;
+/// Set, alone, on every socket when the runtime shuts down: operations then
+/// fail instead of waiting for events that will never come. Checked only
+/// once an operation finds its direction not ready.
+const SHUT_DOWN: u8 = 0b1_0000;
 
 /// The direction of an I/O operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,31 +101,46 @@ impl Waiter {
     }
 }
 
-/// A registered socket's readiness and waiters.
+/// A registered socket's readiness and waiters, shared by the reactor's slab
+/// and the socket's [`Registration`]: an operation reaches it without a
+/// slab lookup or a borrow.
 struct ScheduledIo {
     generation: u32,
-    readiness: u8,
-    reader: Waiter,
-    writer: Waiter,
+    readiness: Cell<u8>,
+    reader: Cell<Waiter>,
+    writer: Cell<Waiter>,
 }
 
 impl ScheduledIo {
-    fn waiter(&mut self, direction: Direction) -> &mut Waiter {
+    fn waiter(&self, direction: Direction) -> &Cell<Waiter> {
         match direction {
-            Direction::Read => &mut self.reader,
-            Direction::Write => &mut self.writer,
+            Direction::Read => &self.reader,
+            Direction::Write => &self.writer,
         }
+    }
+
+    /// Whether an operation in `direction` may proceed.
+    #[inline]
+    fn is_ready(&self, direction: Direction) -> bool {
+        self.readiness.get() & direction.mask() != 0
+    }
+
+    /// Forgets `direction`'s readiness until epoll's next edge.
+    #[inline]
+    fn clear_ready(&self, direction: Direction) {
+        self.readiness
+            .set(self.readiness.get() & !direction.ready_bit());
     }
 }
 
 pub(crate) struct Reactor {
     poll: RefCell<mio::Poll>,
     events: RefCell<Events>,
-    ios: RefCell<Slab<ScheduledIo>>,
+    ios: RefCell<Slab<Rc<ScheduledIo>>>,
     /// Tells successive sockets in the same slab slot apart.
     next_generation: Cell<u32>,
-    /// Set when the runtime is dropped: sockets that outlive it fail
-    /// instead of waiting for events that will never come.
+    /// Set when the runtime is dropped: sockets registered from then on
+    /// start shut down.
     shut_down: Cell<bool>,
 }
 
@@ -174,21 +193,21 @@ impl Reactor {
                 ready |= READABLE | WRITABLE;
             }
             let (reader, writer) = {
-                let mut ios = self.ios.borrow_mut();
-                let Some(io) = ios.get_mut(token.0 & KEY_MASK) else {
+                let ios = self.ios.borrow();
+                let Some(io) = ios.get(token.0 & KEY_MASK) else {
                     continue;
                 };
                 if io.generation != (token.0 >> KEY_BITS) as u32 {
                     continue;
                 }
-                io.readiness |= ready;
+                io.readiness.set(io.readiness.get() | ready);
                 let reader = if ready & Direction::Read.mask() != 0 {
-                    std::mem::take(&mut io.reader)
+                    io.reader.take()
                 } else {
                     Waiter::Nobody
                 };
                 let writer = if ready & Direction::Write.mask() != 0 {
-                    std::mem::take(&mut io.writer)
+                    io.writer.take()
                 } else {
                     Waiter::Nobody
                 };
@@ -207,13 +226,11 @@ impl Reactor {
         // socket next, who then sees the shutdown error.
         let waiters: Vec<Waiter> = self
             .ios
-            .borrow_mut()
-            .iter_mut()
+            .borrow()
+            .iter()
             .flat_map(|(_, io)| {
-                [
-                    std::mem::take(&mut io.reader),
-                    std::mem::take(&mut io.writer),
-                ]
+                io.readiness.set(SHUT_DOWN);
+                [io.reader.take(), io.writer.take()]
             })
             .collect();
         for waiter in waiters {
@@ -237,8 +254,8 @@ impl Reactor {
 /// queued for it carries a stale generation.
 pub(crate) struct Registration {
     core: Rc<Core>,
+    io: Rc<ScheduledIo>,
     key: usize,
-    generation: u32,
 }
 
 impl Registration {
@@ -257,6 +274,16 @@ impl Registration {
         reactor
             .next_generation
             .set(generation.wrapping_add(1) & GENERATION_MASK);
+        let io = Rc::new(ScheduledIo {
+            generation,
+            readiness: Cell::new(if reactor.shut_down.get() {
+                SHUT_DOWN
+            } else {
+                0
+            }),
+            reader: Cell::new(Waiter::Nobody),
+            writer: Cell::new(Waiter::Nobody),
+        });
         let key = {
             let mut ios = reactor.ios.borrow_mut();
             let entry = ios.vacant_entry();
@@ -272,60 +299,57 @@ impl Registration {
                 .borrow()
                 .registry()
                 .register(source, token, interest)?;
-            entry.insert(ScheduledIo {
-                generation,
-                readiness: 0,
-                reader: Waiter::Nobody,
-                writer: Waiter::Nobody,
-            });
+            entry.insert(io.clone());
             key
         };
-        Ok(Registration {
-            core,
-            key,
-            generation,
-        })
+        Ok(Registration { core, io, key })
     }
 
     /// Ready if the last operation in `direction` did not see `WouldBlock`
     /// or an event came since; otherwise stores the waker and is pending.
+    ///
+    /// Readiness found takes a unit of the task's I/O budget (an operation
+    /// that waits takes none: it yields anyway).
     #[inline]
     pub(crate) fn poll_ready(
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
     ) -> Poll<io::Result<()>> {
-        let reactor = &self.core.reactor;
-        if reactor.shut_down.get() {
-            return Poll::Ready(Err(shut_down_error()));
-        }
-        if !self.core.take_io_budget(cx) {
-            return Poll::Pending;
-        }
-        let mut ios = reactor.ios.borrow_mut();
-        let io = &mut ios[self.key];
-        if io.readiness & direction.mask() != 0 {
+        if self.io.is_ready(direction) {
+            if !self.core.take_io_budget(cx) {
+                return Poll::Pending;
+            }
             return Poll::Ready(Ok(()));
         }
-        let old = self.wait(io, cx, direction);
-        drop(ios);
-        // Dropped after the borrow: a waker's destructor is foreign code.
-        drop(old);
-        Poll::Pending
+        self.wait(cx, direction)
     }
 
-    /// Stores who waits for `direction`; returns the waiter it replaces.
-    #[inline]
-    fn wait(&self, io: &mut ScheduledIo, cx: &Context<'_>, direction: Direction) -> Waiter {
-        let waiter = io.waiter(direction);
+    /// The slow path of every operation: fails if the runtime has shut
+    /// down, else stores who waits for `direction` and is pending.
+    fn wait<T>(&self, cx: &Context<'_>, direction: Direction) -> Poll<io::Result<T>> {
+        if self.io.readiness.get() & SHUT_DOWN != 0 {
+            return Poll::Ready(Err(shut_down_error()));
+        }
+        let waiter = self.io.waiter(direction);
         let new = match self.core.running_task(cx.waker()) {
             Some(id) => Waiter::Task(id),
-            None => match waiter {
-                Waiter::Waker(waker) if waker.will_wake(cx.waker()) => return Waiter::Nobody,
-                _ => Waiter::Waker(cx.waker().clone()),
+            None => match waiter.take() {
+                Waiter::Waker(waker) if waker.will_wake(cx.waker()) => {
+                    waiter.set(Waiter::Waker(waker));
+                    return Poll::Pending;
+                }
+                // Dropped below, with the new waiter in place: a waker's
+                // destructor is foreign code.
+                old => {
+                    waiter.set(Waiter::Waker(cx.waker().clone()));
+                    drop(old);
+                    return Poll::Pending;
+                }
             },
         };
-        std::mem::replace(waiter, new)
+        drop(waiter.replace(new));
+        Poll::Pending
     }
 
     /// [`poll_io`](Self::poll_io) for a read or a send: `op` moves at most
@@ -334,9 +358,7 @@ impl Registration {
     /// A transfer shorter than `len` drained the receive buffer (or filled
     /// the send buffer), so it clears the readiness too: the next operation
     /// waits for epoll's next edge instead of making a syscall that would
-    /// say `WouldBlock`. End of stream (`Ok(0)`) stays ready. The syscall
-    /// runs with the slab borrowed, which is sound because `op` calls no
-    /// user code, and saves borrowing it again to check and clear.
+    /// say `WouldBlock`. End of stream (`Ok(0)`) stays ready.
     #[inline]
     pub(crate) fn poll_transfer(
         &self,
@@ -345,39 +367,30 @@ impl Registration {
         len: usize,
         mut op: impl FnMut() -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
-        let reactor = &self.core.reactor;
-        if reactor.shut_down.get() {
-            return Poll::Ready(Err(shut_down_error()));
-        }
-        if !self.core.take_io_budget(cx) {
-            return Poll::Pending;
-        }
-        let mut ios = reactor.ios.borrow_mut();
-        let io = &mut ios[self.key];
-        while io.readiness & direction.mask() != 0 {
+        while self.io.is_ready(direction) {
+            if !self.core.take_io_budget(cx) {
+                return Poll::Pending;
+            }
             match op() {
                 Ok(n) => {
                     if n > 0 && n < len {
-                        io.readiness &= !direction.ready_bit();
+                        self.io.clear_ready(direction);
                     }
                     return Poll::Ready(Ok(n));
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    io.readiness &= !direction.ready_bit();
+                    self.io.clear_ready(direction);
                 }
                 Err(error) => return Poll::Ready(Err(error)),
             }
         }
-        let old = self.wait(io, cx, direction);
-        drop(ios);
-        drop(old);
-        Poll::Pending
+        self.wait(cx, direction)
     }
 
     /// Whether `direction` is believed ready, without registering a waker.
     #[inline]
     pub(crate) fn is_ready(&self, direction: Direction) -> bool {
-        self.core.reactor.ios.borrow()[self.key].readiness & direction.mask() != 0
+        self.io.is_ready(direction)
     }
 
     /// Forgets `direction`'s readiness: the socket said `WouldBlock` (or a
@@ -385,7 +398,7 @@ impl Registration {
     /// epoll will report when it changes.
     #[inline]
     pub(crate) fn clear_ready(&self, direction: Direction) {
-        self.core.reactor.ios.borrow_mut()[self.key].readiness &= !direction.ready_bit();
+        self.io.clear_ready(direction);
     }
 
     /// Runs the non-blocking `op` once `direction` is ready, retrying after
@@ -418,13 +431,10 @@ impl Registration {
         len: usize,
         op: impl FnOnce() -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let reactor = &self.core.reactor;
-        if reactor.shut_down.get() {
-            return Err(shut_down_error());
-        }
-        let mut ios = reactor.ios.borrow_mut();
-        let io = &mut ios[self.key];
-        if io.readiness & direction.mask() == 0 {
+        if !self.io.is_ready(direction) {
+            if self.io.readiness.get() & SHUT_DOWN != 0 {
+                return Err(shut_down_error());
+            }
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let result = op();
@@ -433,7 +443,7 @@ impl Registration {
             Err(error) => error.kind() == io::ErrorKind::WouldBlock,
         };
         if drained {
-            io.readiness &= !direction.ready_bit();
+            self.io.clear_ready(direction);
         }
         result
     }
@@ -453,15 +463,12 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut ios = self.core.reactor.ios.borrow_mut();
-        if ios
-            .get(self.key)
-            .is_some_and(|io| io.generation == self.generation)
-        {
-            let io = ios.remove(self.key);
-            drop(ios);
-            // Dropped after the borrow: a waker's destructor is user code.
-            drop(io);
+        if ios.get(self.key).is_some_and(|io| Rc::ptr_eq(io, &self.io)) {
+            ios.remove(self.key);
         }
+        drop(ios);
+        // The waiters go with `self.io`, after the borrow: a waker's
+        // destructor is user code.
     }
 }
 

@@ -33,9 +33,10 @@ use super::timer::TimerQueue;
 /// How many queued tasks one tick polls before it looks at I/O and timers.
 const BUDGET: usize = 128;
 
-/// How many I/O operations one poll of a task may poll before they start
-/// returning `Pending` (with the task woken): a task looping over a socket
-/// that is always ready still yields to the others.
+/// How many I/O operations that find their socket ready one poll of a task
+/// may run before they start returning `Pending` (with the task woken): a
+/// task looping over a socket that is always ready still yields to the
+/// others.
 const IO_BUDGET: u32 = 128;
 
 /// The default capacity of the reactor's event buffer.
