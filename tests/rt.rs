@@ -601,6 +601,46 @@ fn one_runtime_can_block_on_many_times_and_tasks_carry_over() {
     }
 }
 
+/// A `block_on` future that wakes itself, then spawns `tasks`, and
+/// completes (or panics) on its next poll: the tasks are queued right
+/// behind it, in the batch its completion interrupts.
+fn finish_ahead_of_queued_tasks(
+    tasks: Vec<Rc<Cell<bool>>>,
+    panics: bool,
+) -> impl Future<Output = ()> {
+    let mut tasks = Some(tasks);
+    poll_fn(move |cx| match tasks.take() {
+        Some(tasks) => {
+            cx.waker().wake_by_ref();
+            for ran in tasks {
+                drop(rt::spawn(async move { ran.set(true) }));
+            }
+            Poll::Pending
+        }
+        None if panics => panic!("main boom"),
+        None => Poll::Ready(()),
+    })
+}
+
+#[test]
+fn tasks_queued_behind_a_finishing_block_on_future_run_at_the_next_call() {
+    for panics in [false, true] {
+        let runtime = Runtime::new().unwrap();
+        let ran: Vec<_> = (0..3).map(|_| Rc::new(Cell::new(false))).collect();
+        let first = panic::catch_unwind(AssertUnwindSafe(|| {
+            runtime.block_on(finish_ahead_of_queued_tasks(ran.clone(), panics))
+        }));
+        assert_eq!(first.is_err(), panics);
+        assert!(ran.iter().all(|ran| !ran.get()), "ran before their turn");
+        runtime.block_on(bounded(rt::yield_now()));
+        assert!(
+            ran.iter().all(|ran| ran.get()),
+            "tasks lost when block_on returned (panicked: {panics})"
+        );
+        assert_eq!(runtime.block_on(async { rt::metrics().tasks }), 0);
+    }
+}
+
 #[test]
 fn task_aborted_before_its_first_poll_never_runs() {
     let ran = Rc::new(Cell::new(false));

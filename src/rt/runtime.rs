@@ -12,7 +12,6 @@
 //! Nothing is polled from inside `wake`: waking only queues a task id.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -59,7 +58,7 @@ impl Shared {
     pub(crate) fn schedule(self: &Arc<Shared>, id: TaskId) {
         let local = context::with_current(|core| {
             if Arc::ptr_eq(&core.shared, self) {
-                core.run_queue.borrow_mut().push_back(id);
+                core.run_queue.borrow_mut().push(id);
                 true
             } else {
                 false
@@ -114,7 +113,8 @@ impl Running {
 /// A runtime's thread-local state: its tasks, run queue, reactor and timers.
 pub(crate) struct Core {
     pub(crate) shared: Arc<Shared>,
-    run_queue: RefCell<VecDeque<TaskId>>,
+    /// Tasks woken since the current batch was taken, in order.
+    run_queue: RefCell<Vec<TaskId>>,
     tasks: RefCell<Slab<TaskSlot>>,
     /// Distinguishes successive tasks that use the same slab slot.
     next_generation: Cell<u32>,
@@ -149,7 +149,12 @@ impl Core {
         let mut tasks = self.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
         let id = TaskId {
-            key: entry.key(),
+            // Beyond 2^32 - 1 live tasks (hundreds of GiB of them), the
+            // slot number would not fit in an id.
+            key: u32::try_from(entry.key())
+                .ok()
+                .filter(|&key| key != MAIN_TASK.key)
+                .expect("xev: too many tasks on one runtime"),
             generation,
         };
         let waker = TaskWaker::new(id, self.shared.clone());
@@ -161,7 +166,7 @@ impl Core {
             waker,
         });
         drop(tasks);
-        self.run_queue.borrow_mut().push_back(id);
+        self.run_queue.borrow_mut().push(id);
         JoinHandle::new(task)
     }
 
@@ -196,19 +201,19 @@ impl Core {
                 .as_ref()
                 .is_some_and(|waker| waker.mark_scheduled())
         } else {
-            match self.tasks.borrow().get(id.key) {
+            match self.tasks.borrow().get(id.key as usize) {
                 Some(slot) if slot.generation == id.generation => slot.waker.mark_scheduled(),
                 _ => false,
             }
         };
         if newly_scheduled {
-            self.run_queue.borrow_mut().push_back(id);
+            self.run_queue.borrow_mut().push(id);
         }
     }
 
     /// Polls one queued task, and frees its slot if it finished.
     fn run_task(&self, id: TaskId) {
-        let (task, running) = match self.tasks.borrow().get(id.key) {
+        let (task, running) = match self.tasks.borrow().get(id.key as usize) {
             Some(slot) if slot.generation == id.generation => (slot.task.clone(), slot.running),
             _ => return,
         };
@@ -221,7 +226,7 @@ impl Core {
         if finished {
             // The slot is dropped after the borrow ends: dropping a detached
             // task's output runs user code, which may spawn.
-            let slot = self.tasks.borrow_mut().try_remove(id.key);
+            let slot = self.tasks.borrow_mut().try_remove(id.key as usize);
             drop(slot);
         }
     }
@@ -360,13 +365,11 @@ impl Runtime {
         let running = Running::of(MAIN_TASK, &waker);
         core.running.set(None);
         *core.main_waker.borrow_mut() = Some(main_waker.clone());
-        core.run_queue.borrow_mut().push_back(MAIN_TASK);
+        core.run_queue.borrow_mut().push(MAIN_TASK);
+        let mut batch = Batch::new(core);
         loop {
-            let queued = core.run_queue.borrow().len().min(BUDGET);
-            for _ in 0..queued {
-                let Some(id) = core.run_queue.borrow_mut().pop_front() else {
-                    break;
-                };
+            batch.take();
+            while let Some(id) = batch.next() {
                 if id == MAIN_TASK {
                     main_waker.unschedule();
                     core.io_budget.set(IO_BUDGET);
@@ -382,6 +385,56 @@ impl Runtime {
                 }
             }
             core.park();
+        }
+    }
+}
+
+/// The tasks one tick polls: those queued when it began, at most
+/// [`BUDGET`]. Taken from the run queue in one swap, so neither polling them
+/// nor queueing the tasks they wake touches the same buffer.
+struct Batch<'a> {
+    core: &'a Core,
+    ids: Vec<TaskId>,
+    next: usize,
+}
+
+impl<'a> Batch<'a> {
+    fn new(core: &'a Core) -> Batch<'a> {
+        Batch {
+            core,
+            ids: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// Takes the queued tasks (the first [`BUDGET`] of them), leaving the
+    /// batch's spent buffer as the new, empty run queue.
+    fn take(&mut self) {
+        self.ids.clear();
+        self.next = 0;
+        let mut queue = self.core.run_queue.borrow_mut();
+        if queue.len() <= BUDGET {
+            std::mem::swap(&mut *queue, &mut self.ids);
+        } else {
+            self.ids.extend(queue.drain(..BUDGET));
+        }
+    }
+
+    fn next(&mut self) -> Option<TaskId> {
+        let id = *self.ids.get(self.next)?;
+        self.next += 1;
+        Some(id)
+    }
+}
+
+impl Drop for Batch<'_> {
+    /// `block_on` returned (or its future panicked) in the middle of a
+    /// batch: the tasks not yet polled go back to the front of the queue,
+    /// for the next `block_on`.
+    fn drop(&mut self) {
+        let rest = &self.ids[self.next..];
+        if let (false, Ok(mut queue)) = (rest.is_empty(), self.core.run_queue.try_borrow_mut()) {
+            queue.splice(0..0, rest.iter().copied());
         }
     }
 }
@@ -484,7 +537,7 @@ impl Builder {
         });
         let core = Core {
             shared,
-            run_queue: RefCell::new(VecDeque::new()),
+            run_queue: RefCell::new(Vec::new()),
             tasks: RefCell::new(Slab::new()),
             next_generation: Cell::new(0),
             reactor,

@@ -29,13 +29,13 @@ use super::runtime::Shared;
 /// a wake for a finished task never runs the task that reuses its slot.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct TaskId {
-    pub(crate) key: usize,
+    pub(crate) key: u32,
     pub(crate) generation: u32,
 }
 
 /// The id `block_on` gives its own future, which lives on its stack.
 pub(crate) const MAIN_TASK: TaskId = TaskId {
-    key: usize::MAX,
+    key: u32::MAX,
     generation: 0,
 };
 
