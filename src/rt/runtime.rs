@@ -248,9 +248,11 @@ impl Core {
     }
 
     /// Blocks in the reactor until I/O, a timer deadline or a remote wake,
-    /// or just collects ready events if tasks are queued; then fires timers.
-    fn park(&self) {
-        let timeout = if self.run_queue.borrow().is_empty()
+    /// or just collects ready events if tasks are queued (or `backlog` says
+    /// some are still waiting for their turn); then fires timers.
+    fn park(&self, backlog: bool) {
+        let timeout = if !backlog
+            && self.run_queue.borrow().is_empty()
             && !self.shared.notified.load(Ordering::Acquire)
         {
             self.timers
@@ -384,7 +386,7 @@ impl Runtime {
                     core.run_task(id);
                 }
             }
-            core.park();
+            core.park(batch.has_backlog());
         }
     }
 }
@@ -392,10 +394,16 @@ impl Runtime {
 /// The tasks one tick polls: those queued when it began, at most
 /// [`BUDGET`]. Taken from the run queue in one swap, so neither polling them
 /// nor queueing the tasks they wake touches the same buffer.
+///
+/// Past the budget, the rest stays here as a backlog, ahead of tasks woken
+/// later: the next tick appends the run queue behind it.
 struct Batch<'a> {
     core: &'a Core,
     ids: Vec<TaskId>,
+    /// The next task to poll.
     next: usize,
+    /// Where this tick's share ends.
+    end: usize,
 }
 
 impl<'a> Batch<'a> {
@@ -404,26 +412,43 @@ impl<'a> Batch<'a> {
             core,
             ids: Vec::new(),
             next: 0,
+            end: 0,
         }
     }
 
-    /// Takes the queued tasks (the first [`BUDGET`] of them), leaving the
-    /// batch's spent buffer as the new, empty run queue.
+    /// Takes the tasks queued since the last tick.
     fn take(&mut self) {
-        self.ids.clear();
-        self.next = 0;
         let mut queue = self.core.run_queue.borrow_mut();
-        if queue.len() <= BUDGET {
+        if self.next == self.ids.len() {
+            // The usual case: the last batch is done, its buffer becomes
+            // the new, empty run queue.
+            self.ids.clear();
+            self.next = 0;
             std::mem::swap(&mut *queue, &mut self.ids);
         } else {
-            self.ids.extend(queue.drain(..BUDGET));
+            // Compacted only once the polled part is the larger one, so a
+            // long backlog costs O(1) per task, not O(backlog) per tick.
+            if self.next >= self.ids.len() - self.next {
+                self.ids.drain(..self.next);
+                self.next = 0;
+            }
+            self.ids.append(&mut queue);
         }
+        self.end = self.ids.len().min(self.next + BUDGET);
     }
 
     fn next(&mut self) -> Option<TaskId> {
-        let id = *self.ids.get(self.next)?;
+        if self.next == self.end {
+            return None;
+        }
+        let id = self.ids[self.next];
         self.next += 1;
         Some(id)
+    }
+
+    /// Whether tasks past this tick's budget wait for the next one.
+    fn has_backlog(&self) -> bool {
+        self.end < self.ids.len()
     }
 }
 
