@@ -13,6 +13,7 @@
 //! and an environment variable that tells the copy to run the body.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io::{self, ErrorKind, IoSlice};
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
@@ -318,6 +319,62 @@ async fn write_then_drop_peer_reads_exactly_the_bytes_then_eof() -> io::Result<(
     let (total, fnv) = read_to_end_checksum(Rc::new(server)).await?;
     writer.await.expect("writer task")?;
     assert_eq!((total, fnv), (BYTES, Fnv::of(&pattern(4, BYTES))));
+    Ok(())
+}
+
+/// A task that waits on many sockets with its own waker (here one
+/// `poll_fn` polling a read on each) and finds them all ready in one
+/// reactor poll is polled once, not once per socket.
+#[xev::test(timeout_ms = 10000)]
+async fn task_waiting_on_many_sockets_is_polled_once_when_all_become_ready() -> io::Result<()> {
+    // Fewer than one tick's batch of tasks, so all wakes land in one tick.
+    const SOCKETS: usize = 100;
+    let mut clients = Vec::new();
+    let mut servers = Vec::new();
+    for _ in 0..SOCKETS {
+        let (client, server) = connected_pair().await?;
+        clients.push(client);
+        servers.push(server);
+    }
+    let polls = Rc::new(Cell::new(0));
+    let received = Rc::new(Cell::new(0));
+    let reader = spawn({
+        let (polls, received) = (polls.clone(), received.clone());
+        async move {
+            let mut done = vec![false; SOCKETS];
+            future::poll_fn(|cx| {
+                polls.set(polls.get() + 1);
+                for (server, done) in servers.iter().zip(&mut done) {
+                    let mut byte = [0];
+                    if !*done && std::pin::pin!(server.read(&mut byte)).poll(cx).is_ready() {
+                        *done = true;
+                        received.set(received.get() + 1);
+                    }
+                }
+                // Never completes: a duplicate wake would poll it again.
+                std::task::Poll::<()>::Pending
+            })
+            .await
+        }
+    });
+    while polls.get() == 0 {
+        xev::rt::yield_now().await;
+    }
+    for client in &clients {
+        client.write_all(b"x").await?;
+    }
+    while received.get() < SOCKETS {
+        xev::rt::yield_now().await;
+    }
+    for _ in 0..3 {
+        xev::rt::yield_now().await;
+    }
+    assert_eq!(
+        polls.get(),
+        2,
+        "polled once to wait, once when all were ready"
+    );
+    reader.abort();
     Ok(())
 }
 

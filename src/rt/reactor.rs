@@ -214,6 +214,13 @@ impl Reactor {
                 (reader, writer)
             };
             // Woken once the slab is released: a waker may drop a socket.
+            // A task waiting on both directions is queued once.
+            if let (Waiter::Task(read), Waiter::Task(write)) = (&reader, &writer) {
+                if read == write {
+                    wake_task(*read);
+                    continue;
+                }
+            }
             reader.wake(&wake_task);
             writer.wake(&wake_task);
         }
