@@ -42,9 +42,10 @@ pub(crate) const MAIN_TASK: TaskId = TaskId {
 /// The waker of one task.
 pub(crate) struct TaskWaker {
     id: TaskId,
-    /// Set from the moment the task is queued until it is polled, so a burst
-    /// of wakes queues it once; set for good when the task finishes, so late
-    /// wakes cost nothing.
+    /// Set from the moment the task is queued through its `Waker` until it
+    /// is polled, so a burst of wakes queues it once; set for good when the
+    /// task finishes, so late wakes cost nothing. (The reactor queues a task
+    /// without it; the executor skips the duplicates that can make.)
     scheduled: AtomicBool,
     shared: Arc<Shared>,
 }
@@ -68,7 +69,6 @@ impl TaskWaker {
     }
 
     /// Marks the task queued; `false` if it already was (or has finished).
-    /// For a wake on the runtime's thread that bypasses the `Waker`.
     pub(crate) fn mark_scheduled(&self) -> bool {
         !self.scheduled.swap(true, Ordering::AcqRel)
     }
