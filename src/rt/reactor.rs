@@ -1,8 +1,10 @@
 //! The reactor: a `mio::Poll` and the readiness of every registered socket.
 //!
-//! Each registered socket has a [`ScheduledIo`] in a slab: the readiness the
-//! reactor has seen and not yet been told is gone, and one waker per
-//! direction. The mio token is the slab key plus a generation, so an event
+//! Each registered socket has a [`ScheduledIo`]: the readiness the reactor
+//! has seen and not yet been told is gone, and one waiter per direction. The
+//! socket's [`Registration`] and the reactor's slab share it (an `Rc`), so an
+//! operation reaches it directly and only event dispatch looks it up, by
+//! token. The mio token is the slab key plus a generation, so an event
 //! still queued for a socket that was closed, and whose fd and slot were
 //! reused, is recognised as stale and dropped.
 //!
