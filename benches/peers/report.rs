@@ -1,5 +1,11 @@
 //! Figures: the samples of interleaved runs, their medians, and the tables
 //! that put each peer's median next to its ratio to tokio and to mio.
+//!
+//! Runs are interleaved (xev, tokio, mio, xev, ...), so xev's and tokio's
+//! runs of one round are seconds apart. The `paired` column compares them
+//! round by round: the median of the rounds' xev/tokio ratios, and in how
+//! many rounds xev came out better. A slow spell of the machine then moves
+//! one round's pair together instead of one peer's median.
 
 use std::fmt::Write as _;
 
@@ -87,8 +93,39 @@ impl Samples {
     }
 
     pub fn median(&self, peer: Peer, metric: usize) -> Option<f64> {
+        median(self.column(peer, metric)?)
+    }
+
+    fn column(&self, peer: Peer, metric: usize) -> Option<&[f64]> {
         let (_, columns) = self.samples.iter().find(|(p, _)| *p == peer)?;
-        median(&columns[metric])
+        Some(&columns[metric])
+    }
+
+    /// xev against tokio round by round: the median of the per-round
+    /// ratios, and "k/n", the rounds in which xev was better.
+    fn paired(&self, metric: usize) -> String {
+        let (Some(xev), Some(tokio)) = (
+            self.column(Peer::Xev, metric),
+            self.column(Peer::Tokio, metric),
+        ) else {
+            return "-".into();
+        };
+        let pairs: Vec<(f64, f64)> = xev
+            .iter()
+            .zip(tokio)
+            .filter(|(_, &t)| t != 0.0)
+            .map(|(&x, &t)| (x, t))
+            .collect();
+        let ratios: Vec<f64> = pairs.iter().map(|(x, t)| x / t).collect();
+        let Some(ratio) = median(&ratios) else {
+            return "-".into();
+        };
+        let wins = match self.metrics[metric].better {
+            Better::Higher => pairs.iter().filter(|(x, t)| x > t).count(),
+            Better::Lower => pairs.iter().filter(|(x, t)| x < t).count(),
+            Better::Neither => return format!("{ratio:.2}"),
+        };
+        format!("{ratio:.2} {wins}/{}", pairs.len())
     }
 
     /// The table of medians, with ratios to tokio and to mio; with
@@ -97,8 +134,8 @@ impl Samples {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "  {:<34}{:>13}{:>13}{:>13}{:>11}{:>9}{:>11}",
-            "", "xev", "tokio", "mio", "xev/tokio", "xev/mio", "tokio/mio"
+            "  {:<34}{:>13}{:>13}{:>13}{:>11}{:>9}{:>11}{:>11}",
+            "", "xev", "tokio", "mio", "xev/tokio", "xev/mio", "tokio/mio", "paired"
         );
         for (index, metric) in self.metrics.iter().enumerate() {
             let [xev, tokio, mio] = Peer::ALL.map(|peer| self.median(peer, index));
@@ -106,7 +143,7 @@ impl Samples {
                 |value: Option<f64>| value.map_or("-".into(), |v| number(v, metric.decimals));
             let _ = writeln!(
                 out,
-                "  {:<34}{:>13}{:>13}{:>13}{:>11}{:>9}{:>11}",
+                "  {:<34}{:>13}{:>13}{:>13}{:>11}{:>9}{:>11}{:>11}",
                 metric.heading(),
                 cell(xev),
                 cell(tokio),
@@ -114,6 +151,7 @@ impl Samples {
                 ratio(xev, tokio),
                 ratio(xev, mio),
                 ratio(tokio, mio),
+                self.paired(index),
             );
         }
         if verbose {
