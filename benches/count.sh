@@ -20,7 +20,10 @@
 #   for every peer: ~115 per round trip with glibc 2.36);
 # - at full speed: `perf stat --no-inherit` on syscall tracepoints, context
 #   switches and task-clock, i.e. the server's main thread only, untraced.
-#   Skipped if perf or its tracepoints are unavailable.
+#   Skipped if perf or its tracepoints are unavailable;
+# - where the server's CPU time goes, at the most connections asked for:
+#   `perf record` samples split into kernel, program and libc. The kernel's
+#   share is what no runtime can save.
 #
 # Environment: PEERS, CONNS, REPEAT (runs per figure, the median is kept;
 # default 3), ROUNDS_1 / ROUNDS_N (rounds per connection for the counted
@@ -142,6 +145,7 @@ while read -r conns peer; do
         -v f="$failed" -v ir="$(get "$g" ir)" -v own="$(get "$g" ir_own)" 'BEGIN {
         other = t - r - s - w - e
         if (other < 0.005 && other > -0.005) other = 0
+        if (f < 0.005 && f > -0.005) f = 0
         printf "%-6s %5s | %8.2f %8.2f %7.2f %10.2f %9.2f %6.2f %7.2f | %12.0f %9.0f\n",
             p, c, t, r, s, w, e, other, f, ir, own }'
 done <"$work/table"
@@ -157,6 +161,31 @@ if [ "$have_perf" = 1 ]; then
             -v x="$(get "$f" context-switches)" -v n="$(get "$f" cpu_ns)" 'BEGIN {
             printf "%-6s %5s | %8.3f %10.3f %16.3f %11.0f\n", p, c, t, w, x, n }'
     done <"$work/table"
+fi
+
+# Where the server thread's CPU time goes, at the most connections asked
+# for: sampled with `perf record` (software clock, the main thread only),
+# split by where the samples landed. The kernel's share bounds what any
+# runtime can save: its own code is the rest.
+share_conns=${CONNS##* }
+if [ "$have_perf" = 1 ] && [ "$share_conns" -gt 1 ] &&
+    perf record -q -e cpu-clock -o "$work/probe.data" true 2>/dev/null; then
+    echo
+    echo "where the server's CPU time goes at $share_conns connections: perf record --no-inherit"
+    echo "-e cpu-clock, $FAST_N rounds per connection, perf report --sort dso"
+    printf '%-6s | %8s %9s %8s %8s\n' peer kernel program libc other
+    for peer in $PEERS; do
+        perf record -q --no-inherit -e cpu-clock -F 2000 -o "$work/$peer.data" \
+            "$bin" serve-"$peer" --conns "$share_conns" --rounds "$FAST_N" >/dev/null 2>>"$work/log"
+        perf report -i "$work/$peer.data" --sort dso --stdio 2>/dev/null |
+            awk -v p="$peer" -v prog="$(basename "$bin")" '
+                $1 ~ /%$/ { v = $1; sub(/%/, "", v)
+                    if ($2 == "[kernel.kallsyms]") k += v
+                    else if ($2 == prog) g += v
+                    else if ($2 ~ /^libc/) l += v
+                    else o += v }
+                END { printf "%-6s | %7.1f%% %8.1f%% %7.1f%% %7.1f%%\n", p, k, g, l, o }'
+    done
 fi
 
 echo
