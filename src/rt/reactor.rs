@@ -127,6 +127,11 @@ impl ScheduledIo {
         self.readiness.get() & direction.mask() != 0
     }
 
+    /// Whether the runtime has shut down (see [`SHUT_DOWN`]).
+    fn is_shut_down(&self) -> bool {
+        self.readiness.get() & SHUT_DOWN != 0
+    }
+
     /// Forgets `direction`'s readiness until epoll's next edge.
     #[inline]
     fn clear_ready(&self, direction: Direction) {
@@ -337,27 +342,27 @@ impl Registration {
     /// The slow path of every operation: fails if the runtime has shut
     /// down, else stores who waits for `direction` and is pending.
     fn wait<T>(&self, cx: &Context<'_>, direction: Direction) -> Poll<io::Result<T>> {
-        if self.io.readiness.get() & SHUT_DOWN != 0 {
+        if self.io.is_shut_down() {
             return Poll::Ready(Err(shut_down_error()));
         }
         let waiter = self.io.waiter(direction);
-        let new = match self.core.running_task(cx.waker()) {
-            Some(id) => Waiter::Task(id),
+        let old = match self.core.running_task(cx.waker()) {
+            Some(id) => waiter.replace(Waiter::Task(id)),
             None => match waiter.take() {
+                // Already wakes whoever polls now: kept, not cloned again.
                 Waiter::Waker(waker) if waker.will_wake(cx.waker()) => {
                     waiter.set(Waiter::Waker(waker));
-                    return Poll::Pending;
+                    Waiter::Nobody
                 }
-                // Dropped below, with the new waiter in place: a waker's
-                // destructor is foreign code.
                 old => {
                     waiter.set(Waiter::Waker(cx.waker().clone()));
-                    drop(old);
-                    return Poll::Pending;
+                    old
                 }
             },
         };
-        drop(waiter.replace(new));
+        // Dropped once the new waiter is in place: a waker's destructor is
+        // foreign code.
+        drop(old);
         Poll::Pending
     }
 
@@ -380,20 +385,34 @@ impl Registration {
             if !self.core.take_io_budget(cx) {
                 return Poll::Pending;
             }
-            match op() {
-                Ok(n) => {
-                    if n > 0 && n < len {
-                        self.io.clear_ready(direction);
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    self.io.clear_ready(direction);
-                }
-                Err(error) => return Poll::Ready(Err(error)),
+            match self.transfer(direction, len, &mut op) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
             }
         }
         self.wait(cx, direction)
+    }
+
+    /// Runs `op`, a read or send of at most `len` bytes, and clears
+    /// `direction`'s readiness if it said `WouldBlock` or moved fewer than
+    /// `len` bytes: the rule of [`poll_transfer`](Self::poll_transfer) and
+    /// [`try_transfer`](Self::try_transfer).
+    #[inline]
+    fn transfer(
+        &self,
+        direction: Direction,
+        len: usize,
+        op: impl FnOnce() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let result = op();
+        let drained = match &result {
+            Ok(n) => *n > 0 && *n < len,
+            Err(error) => error.kind() == io::ErrorKind::WouldBlock,
+        };
+        if drained {
+            self.io.clear_ready(direction);
+        }
+        result
     }
 
     /// Whether `direction` is believed ready, without registering a waker.
@@ -441,20 +460,12 @@ impl Registration {
         op: impl FnOnce() -> io::Result<usize>,
     ) -> io::Result<usize> {
         if !self.io.is_ready(direction) {
-            if self.io.readiness.get() & SHUT_DOWN != 0 {
+            if self.io.is_shut_down() {
                 return Err(shut_down_error());
             }
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let result = op();
-        let drained = match &result {
-            Ok(n) => *n > 0 && *n < len,
-            Err(error) => error.kind() == io::ErrorKind::WouldBlock,
-        };
-        if drained {
-            self.io.clear_ready(direction);
-        }
-        result
+        self.transfer(direction, len, op)
     }
 
     /// Removes `source` from epoll, for a socket handed back to the caller
