@@ -9,7 +9,8 @@ use futures_core::Stream;
 use mio::Interest;
 
 use super::{TcpSocket, TcpStream};
-use crate::rt::reactor::{Direction, Registration};
+use crate::rt::reactor::{Direction, Registration, Waiting};
+use crate::rt::waiters::WaitKey;
 
 /// The backlog [`TcpListener::bind`] listens with.
 const DEFAULT_BACKLOG: u32 = 1024;
@@ -125,14 +126,29 @@ impl TcpListener {
     /// .unwrap();
     /// ```
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        poll_fn(|cx| self.poll_accept(cx)).await
+        let mut waiting = self.registration.waiting(Direction::Read);
+        poll_fn(|cx| self.poll_accept_with(cx, waiting.key())).await
     }
 
     /// Polls for a connection; see [`accept`](Self::accept).
+    ///
+    /// Any number of tasks may poll at once: all are woken when a connection
+    /// arrives. A caller that stops polling before it is woken leaves its
+    /// waker stored until the next connection (one spurious wake); the
+    /// [`accept`](Self::accept) future removes its own when dropped.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        let (io, addr) = ready!(self
-            .registration
-            .poll_io(cx, Direction::Read, || self.io.accept()))?;
+        self.poll_accept_with(cx, None)
+    }
+
+    fn poll_accept_with(
+        &self,
+        cx: &mut Context<'_>,
+        key: Option<&mut WaitKey>,
+    ) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let (io, addr) =
+            ready!(self
+                .registration
+                .poll_io(cx, Direction::Read, || self.io.accept(), key))?;
         Poll::Ready(TcpStream::from_mio(io).map(|stream| (stream, addr)))
     }
 
@@ -165,7 +181,10 @@ impl TcpListener {
     /// .unwrap();
     /// ```
     pub fn incoming(&self) -> Incoming<'_> {
-        Incoming { listener: self }
+        Incoming {
+            listener: self,
+            waiting: self.registration.waiting(Direction::Read),
+        }
     }
 
     /// The local address the listener is bound to.
@@ -234,17 +253,27 @@ impl fmt::Debug for TcpListener {
 /// })
 /// .unwrap();
 /// ```
-#[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
 pub struct Incoming<'a> {
     listener: &'a TcpListener,
+    /// Its place among the listener's waiters, freed when it is dropped.
+    waiting: Waiting<'a>,
+}
+
+impl fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming")
+            .field("listener", self.listener)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Stream for Incoming<'_> {
     type Item = io::Result<TcpStream>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let accepted = ready!(self.listener.poll_accept(cx));
+        let this = self.get_mut();
+        let accepted = ready!(this.listener.poll_accept_with(cx, this.waiting.key()));
         Poll::Ready(Some(accepted.map(|(stream, _)| stream)))
     }
 }

@@ -15,6 +15,7 @@ use super::split::{OwnedReadHalf, OwnedWriteHalf};
 use super::sys;
 use super::TcpSocket;
 use crate::rt::reactor::{Direction, Registration};
+use crate::rt::waiters::WaitKey;
 
 /// A TCP connection registered with the current runtime.
 ///
@@ -126,8 +127,16 @@ impl TcpStream {
     /// Waits until a connect started on this stream has finished: writable,
     /// then `SO_ERROR` clear, then a peer address.
     pub(crate) async fn finish_connect(self) -> io::Result<TcpStream> {
+        self.connected().await?;
+        Ok(self)
+    }
+
+    async fn connected(&self) -> io::Result<()> {
+        let mut waiting = self.registration.waiting(Direction::Write);
         poll_fn(|cx| loop {
-            ready!(self.registration.poll_ready(cx, Direction::Write))?;
+            ready!(self
+                .registration
+                .poll_ready(cx, Direction::Write, waiting.key()))?;
             if let Some(error) = self.io.take_error()? {
                 return Poll::Ready(Err(error));
             }
@@ -144,8 +153,7 @@ impl TcpStream {
                 Err(error) => return Poll::Ready(Err(error)),
             }
         })
-        .await?;
-        Ok(self)
+        .await
     }
 
     /// Wraps a connected `std` stream (it is switched to non-blocking mode).
@@ -199,7 +207,8 @@ impl TcpStream {
     /// # }).unwrap();
     /// ```
     pub fn read<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
-        poll_fn(move |cx| self.poll_read_priv(cx, buf))
+        let mut waiting = self.registration.waiting(Direction::Read);
+        poll_fn(move |cx| self.poll_read_with(cx, buf, waiting.key()))
     }
 
     /// Reads exactly `buf.len()` bytes.
@@ -215,9 +224,10 @@ impl TcpStream {
         buf: &'a mut [u8],
     ) -> impl Future<Output = io::Result<()>> + 'a {
         let mut filled = 0;
+        let mut waiting = self.registration.waiting(Direction::Read);
         poll_fn(move |cx| {
             while filled < buf.len() {
-                match ready!(self.poll_read_priv(cx, &mut buf[filled..]))? {
+                match ready!(self.poll_read_with(cx, &mut buf[filled..], waiting.key()))? {
                     0 => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
                     n => filled += n,
                 }
@@ -232,7 +242,8 @@ impl TcpStream {
     /// Cancel safe, as `read`: if the future is dropped before it completes,
     /// no data was read.
     pub async fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_read_vectored_priv(cx, bufs)).await
+        let mut waiting = self.registration.waiting(Direction::Read);
+        poll_fn(|cx| self.poll_read_vectored_with(cx, bufs, waiting.key())).await
     }
 
     /// Reads into `buf` without removing the bytes from the socket's queue:
@@ -260,9 +271,10 @@ impl TcpStream {
     /// # }).unwrap();
     /// ```
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut waiting = self.registration.waiting(Direction::Read);
         poll_fn(|cx| {
             self.registration
-                .poll_io(cx, Direction::Read, || self.io.peek(buf))
+                .poll_io(cx, Direction::Read, || self.io.peek(buf), waiting.key())
         })
         .await
     }
@@ -296,7 +308,8 @@ impl TcpStream {
     /// # }).unwrap();
     /// ```
     pub fn write<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
-        poll_fn(move |cx| self.poll_write_priv(cx, buf))
+        let mut waiting = self.registration.waiting(Direction::Write);
+        poll_fn(move |cx| self.poll_write_with(cx, buf, waiting.key()))
     }
 
     /// Writes all of `buf`, with as many sends as it takes.
@@ -307,9 +320,10 @@ impl TcpStream {
     /// buffers over and not care.
     pub fn write_all<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a {
         let mut written = 0;
+        let mut waiting = self.registration.waiting(Direction::Write);
         poll_fn(move |cx| {
             while written < buf.len() {
-                match ready!(self.poll_write_priv(cx, &buf[written..]))? {
+                match ready!(self.poll_write_with(cx, &buf[written..], waiting.key()))? {
                     0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                     n => written += n,
                 }
@@ -325,7 +339,8 @@ impl TcpStream {
     /// Cancel safe, as `write`: if the future is dropped before it completes,
     /// nothing was written.
     pub async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_write_vectored_priv(cx, bufs)).await
+        let mut waiting = self.registration.waiting(Direction::Write);
+        poll_fn(|cx| self.poll_write_vectored_with(cx, bufs, waiting.key())).await
     }
 
     /// Waits until the stream may be readable (libxev's `poll` for reading).
@@ -359,7 +374,12 @@ impl TcpStream {
     /// # }).unwrap();
     /// ```
     pub async fn readable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.registration.poll_ready(cx, Direction::Read)).await
+        let mut waiting = self.registration.waiting(Direction::Read);
+        poll_fn(|cx| {
+            self.registration
+                .poll_ready(cx, Direction::Read, waiting.key())
+        })
+        .await
     }
 
     /// Waits until the stream may be writable; see [`readable`](Self::readable).
@@ -367,7 +387,12 @@ impl TcpStream {
     /// # Cancel safety
     /// Cancel safe: waiting consumes no readiness.
     pub async fn writable(&self) -> io::Result<()> {
-        poll_fn(|cx| self.registration.poll_ready(cx, Direction::Write)).await
+        let mut waiting = self.registration.waiting(Direction::Write);
+        poll_fn(|cx| {
+            self.registration
+                .poll_ready(cx, Direction::Write, waiting.key())
+        })
+        .await
     }
 
     /// Reads without waiting: [`WouldBlock`](io::ErrorKind::WouldBlock) if no
@@ -585,17 +610,28 @@ impl TcpStream {
         SockRef::from(&self.io).send_vectored_with_flags(bufs, sys::SEND_FLAGS)
     }
 
+    /// Polls a read, waiting loosely (for callers with nowhere to keep a
+    /// waiter key: the `poll_*` trait methods).
     pub(crate) fn poll_read_priv(
         &self,
         cx: &mut Context<'_>,
         buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_with(cx, buf, None)
+    }
+
+    fn poll_read_with(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        key: Option<&mut WaitKey>,
     ) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
         let len = buf.len();
         self.registration
-            .poll_transfer(cx, Direction::Read, len, || (&self.io).read(buf))
+            .poll_transfer(cx, Direction::Read, len, || (&self.io).read(buf), key)
     }
 
     pub(crate) fn poll_read_vectored_priv(
@@ -603,24 +639,51 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &mut [IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.poll_read_vectored_with(cx, bufs, None)
+    }
+
+    /// At most [`sys::MAX_IOV`] slices go to the kernel: the length that
+    /// tells a short read is theirs, not the whole array's.
+    fn poll_read_vectored_with(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        key: Option<&mut WaitKey>,
+    ) -> Poll<io::Result<usize>> {
+        let bufs = sys::max_iov_mut(bufs);
         let len = bufs.iter().map(|buf| buf.len()).sum();
         if len == 0 {
             return Poll::Ready(Ok(0));
         }
-        self.registration
-            .poll_transfer(cx, Direction::Read, len, || (&self.io).read_vectored(bufs))
+        self.registration.poll_transfer(
+            cx,
+            Direction::Read,
+            len,
+            || (&self.io).read_vectored(bufs),
+            key,
+        )
     }
 
+    /// Polls a send, waiting loosely (see [`poll_read_priv`](Self::poll_read_priv)).
     pub(crate) fn poll_write_priv(
         &self,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, buf, None)
+    }
+
+    fn poll_write_with(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        key: Option<&mut WaitKey>,
+    ) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
         self.registration
-            .poll_transfer(cx, Direction::Write, buf.len(), || self.send(buf))
+            .poll_transfer(cx, Direction::Write, buf.len(), || self.send(buf), key)
     }
 
     pub(crate) fn poll_write_vectored_priv(
@@ -628,12 +691,24 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored_with(cx, bufs, None)
+    }
+
+    /// At most [`sys::MAX_IOV`] slices go to the kernel (more would fail
+    /// with `EMSGSIZE`); the length that tells a short send is theirs.
+    fn poll_write_vectored_with(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+        key: Option<&mut WaitKey>,
+    ) -> Poll<io::Result<usize>> {
+        let bufs = sys::max_iov(bufs);
         let len = bufs.iter().map(|buf| buf.len()).sum();
         if len == 0 {
             return Poll::Ready(Ok(0));
         }
         self.registration
-            .poll_transfer(cx, Direction::Write, len, || self.send_vectored(bufs))
+            .poll_transfer(cx, Direction::Write, len, || self.send_vectored(bufs), key)
     }
 }
 

@@ -1,11 +1,12 @@
-//! The little that differs between platforms when sending on a socket.
+//! The little that differs between platforms when sending on a socket, and
+//! the kernel's limits on one call.
 //!
 //! A send to a peer that has gone raises `SIGPIPE` on Unix, which kills a
 //! process that has not ignored it. Where the OS has `MSG_NOSIGNAL`, every
 //! send passes it; Apple systems lack it and get `SO_NOSIGPIPE` on the socket
 //! instead; Windows has no `SIGPIPE`.
 
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::os::raw::c_int;
 
 use socket2::SockRef;
@@ -44,4 +45,20 @@ pub(crate) fn prepare(socket: SockRef<'_>) -> io::Result<()> {
     socket.set_nosigpipe(true)?;
     let _ = socket;
     Ok(())
+}
+
+/// The most slices one vectored read or send passes to the kernel:
+/// `IOV_MAX` on Linux and the BSDs (a `sendmsg` with more fails with
+/// `EMSGSIZE`; std's `readv` quietly passes only this many).
+pub(crate) const MAX_IOV: usize = 1024;
+
+/// The slices of `bufs` one vectored send passes to the kernel.
+pub(crate) fn max_iov<'a, 'b>(bufs: &'a [IoSlice<'b>]) -> &'a [IoSlice<'b>] {
+    &bufs[..bufs.len().min(MAX_IOV)]
+}
+
+/// The slices of `bufs` one vectored read passes to the kernel.
+pub(crate) fn max_iov_mut<'a, 'b>(bufs: &'a mut [IoSliceMut<'b>]) -> &'a mut [IoSliceMut<'b>] {
+    let len = bufs.len().min(MAX_IOV);
+    &mut bufs[..len]
 }

@@ -32,6 +32,7 @@ pub(crate) mod reactor;
 pub(crate) mod runtime;
 pub(crate) mod task;
 pub(crate) mod timer;
+pub(crate) mod waiters;
 
 use std::future::Future;
 use std::pin::Pin;

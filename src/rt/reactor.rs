@@ -1,7 +1,9 @@
 //! The reactor: a `mio::Poll` and the readiness of every registered socket.
 //!
 //! Each registered socket has a [`ScheduledIo`]: the readiness the reactor
-//! has seen and not yet been told is gone, and one waiter per direction. The
+//! has seen and not yet been told is gone, and a list of waiters per
+//! direction ([`WaiterList`]: any number of tasks and wakers, all woken by
+//! readiness; a future's entry goes when the future is dropped). The
 //! socket's [`Registration`] and the reactor's slab share it (an `Rc`), so an
 //! operation reaches it directly and only event dispatch looks it up, by
 //! token. The mio token is the slab key plus a generation, so an event
@@ -12,7 +14,7 @@
 //! operation first checks the cached readiness; only when the syscall says
 //! `WouldBlock`, or a read or send moves fewer bytes than asked (the socket's
 //! buffer is then drained or full, and the kernel signals the next change as
-//! a new edge), is that direction's readiness cleared and a waker stored. So
+//! a new edge), is that direction's readiness cleared and a waiter added. So
 //! readiness that arrives while an operation is in flight is never lost, and
 //! no `epoll_ctl` is needed per operation.
 //!
@@ -23,7 +25,7 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use mio::event::Source;
@@ -33,6 +35,7 @@ use slab::Slab;
 use super::context;
 use super::runtime::Core;
 use super::task::TaskId;
+use super::waiters::{WaitKey, WaiterList, Wakers};
 
 /// Low bits of a token hold the slab key, high bits the generation.
 const KEY_BITS: u32 = if usize::BITS >= 64 { 32 } else { 24 };
@@ -43,6 +46,10 @@ const GENERATION_MASK: u32 = if usize::BITS >= 64 {
 } else {
     (1 << (usize::BITS - KEY_BITS)) - 1
 };
+/// The most bytes one read or send moves on any platform xev runs on
+/// (Linux caps every transfer at `MAX_RW_COUNT`, 2 GiB less a page): a
+/// larger request that moves this much says nothing about the buffer.
+const MAX_TRANSFER: usize = 0x7fff_f000;
 /// The token of the eventfd that other threads use to interrupt `poll`.
 const UNPARK_TOKEN: Token = Token(usize::MAX);
 
@@ -81,43 +88,21 @@ impl Direction {
     }
 }
 
-/// Who waits for a direction of a socket.
-#[derive(Default)]
-enum Waiter {
-    #[default]
-    Nobody,
-    /// An xev task, polled with its own waker: queued directly, without
-    /// cloning, waking and dropping the `Waker`.
-    Task(TaskId),
-    /// Anything else (a combinator's waker, another executor's).
-    Waker(Waker),
-}
-
-impl Waiter {
-    fn wake(self, wake_task: &impl Fn(TaskId)) {
-        match self {
-            Waiter::Nobody => {}
-            Waiter::Task(id) => wake_task(id),
-            Waiter::Waker(waker) => waker.wake(),
-        }
-    }
-}
-
 /// A registered socket's readiness and waiters, shared by the reactor's slab
 /// and the socket's [`Registration`]: an operation reaches it without a
-/// slab lookup or a borrow.
+/// slab lookup.
 struct ScheduledIo {
     generation: u32,
     readiness: Cell<u8>,
-    reader: Cell<Waiter>,
-    writer: Cell<Waiter>,
+    readers: RefCell<WaiterList>,
+    writers: RefCell<WaiterList>,
 }
 
 impl ScheduledIo {
-    fn waiter(&self, direction: Direction) -> &Cell<Waiter> {
+    fn waiters(&self, direction: Direction) -> &RefCell<WaiterList> {
         match direction {
-            Direction::Read => &self.reader,
-            Direction::Write => &self.writer,
+            Direction::Read => &self.readers,
+            Direction::Write => &self.writers,
         }
     }
 
@@ -137,6 +122,19 @@ impl ScheduledIo {
     fn clear_ready(&self, direction: Direction) {
         self.readiness
             .set(self.readiness.get() & !direction.ready_bit());
+    }
+
+    /// Adds `ready` to the readiness and takes every waiter of each
+    /// direction it concerns.
+    fn set_ready(&self, ready: u8, wake_task: &impl Fn(TaskId), wakers: &mut Wakers) {
+        self.readiness.set(self.readiness.get() | ready);
+        for direction in [Direction::Read, Direction::Write] {
+            if ready & direction.mask() != 0 {
+                self.waiters(direction)
+                    .borrow_mut()
+                    .wake_all(wake_task, wakers);
+            }
+        }
     }
 }
 
@@ -199,7 +197,10 @@ impl Reactor {
                 // error.
                 ready |= READABLE | WRITABLE;
             }
-            let (reader, writer) = {
+            // Tasks are queued at once; other wakers are woken once the
+            // slab is released: a waker may drop a socket.
+            let mut wakers = Wakers::default();
+            {
                 let ios = self.ios.borrow();
                 let Some(io) = ios.get(token.0 & KEY_MASK) else {
                     continue;
@@ -207,29 +208,9 @@ impl Reactor {
                 if io.generation != (token.0 >> KEY_BITS) as u32 {
                     continue;
                 }
-                io.readiness.set(io.readiness.get() | ready);
-                let reader = if ready & Direction::Read.mask() != 0 {
-                    io.reader.take()
-                } else {
-                    Waiter::Nobody
-                };
-                let writer = if ready & Direction::Write.mask() != 0 {
-                    io.writer.take()
-                } else {
-                    Waiter::Nobody
-                };
-                (reader, writer)
-            };
-            // Woken once the slab is released: a waker may drop a socket.
-            // A task waiting on both directions is queued once.
-            if let (Waiter::Task(read), Waiter::Task(write)) = (&reader, &writer) {
-                if read == write {
-                    wake_task(*read);
-                    continue;
-                }
+                io.set_ready(ready, &wake_task, &mut wakers);
             }
-            reader.wake(&wake_task);
-            writer.wake(&wake_task);
+            wakers.wake_all();
         }
     }
 
@@ -238,20 +219,12 @@ impl Reactor {
         self.shut_down.set(true);
         // Tasks are gone by now; other wakers belong to whoever polls the
         // socket next, who then sees the shutdown error.
-        let waiters: Vec<Waiter> = self
-            .ios
-            .borrow()
-            .iter()
-            .flat_map(|(_, io)| {
-                io.readiness.set(SHUT_DOWN);
-                [io.reader.take(), io.writer.take()]
-            })
-            .collect();
-        for waiter in waiters {
-            if let Waiter::Waker(waker) = waiter {
-                waker.wake();
-            }
+        let mut wakers = Wakers::default();
+        for (_, io) in self.ios.borrow().iter() {
+            io.set_ready(SHUT_DOWN | READ_CLOSED | WRITE_CLOSED, &|_| {}, &mut wakers);
+            io.readiness.set(SHUT_DOWN);
         }
+        wakers.wake_all();
     }
 
     /// How many sockets are registered.
@@ -295,8 +268,8 @@ impl Registration {
             } else {
                 0
             }),
-            reader: Cell::new(Waiter::Nobody),
-            writer: Cell::new(Waiter::Nobody),
+            readers: RefCell::default(),
+            writers: RefCell::default(),
         });
         let key = {
             let mut ios = reactor.ios.borrow_mut();
@@ -320,7 +293,7 @@ impl Registration {
     }
 
     /// Ready if the last operation in `direction` did not see `WouldBlock`
-    /// or an event came since; otherwise stores the waker and is pending.
+    /// or an event came since; otherwise waits (see [`wait`](Self::wait)).
     ///
     /// Readiness found takes a unit of the task's I/O budget (an operation
     /// that waits takes none: it yields anyway).
@@ -329,6 +302,7 @@ impl Registration {
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
+        key: Option<&mut WaitKey>,
     ) -> Poll<io::Result<()>> {
         if self.io.is_ready(direction) {
             if !self.core.take_io_budget(cx) {
@@ -336,34 +310,65 @@ impl Registration {
             }
             return Poll::Ready(Ok(()));
         }
-        self.wait(cx, direction)
+        self.wait(cx, direction, key)
     }
 
-    /// The slow path of every operation: fails if the runtime has shut
-    /// down, else stores who waits for `direction` and is pending.
-    fn wait<T>(&self, cx: &Context<'_>, direction: Direction) -> Poll<io::Result<T>> {
+    /// The slow path of every operation: fails if the runtime has shut down
+    /// or is not the one polling, else adds who polls to `direction`'s
+    /// waiters and is pending.
+    ///
+    /// `key` is the caller's place in the list, kept until it is given back
+    /// with [`release`](Self::release) (a future's); `None` waits loosely,
+    /// for callers with nowhere to keep one (`poll_*` methods).
+    fn wait<T>(
+        &self,
+        cx: &Context<'_>,
+        direction: Direction,
+        key: Option<&mut WaitKey>,
+    ) -> Poll<io::Result<T>> {
         if self.io.is_shut_down() {
             return Poll::Ready(Err(shut_down_error()));
         }
-        let waiter = self.io.waiter(direction);
-        let old = match self.core.running_task(cx.waker()) {
-            Some(id) => waiter.replace(Waiter::Task(id)),
-            None => match waiter.take() {
-                // Already wakes whoever polls now: kept, not cloned again.
-                Waiter::Waker(waker) if waker.will_wake(cx.waker()) => {
-                    waiter.set(Waiter::Waker(waker));
-                    Waiter::Nobody
-                }
-                old => {
-                    waiter.set(Waiter::Waker(cx.waker().clone()));
-                    old
-                }
-            },
+        let task = self.core.running_task(cx.waker());
+        // A task of this runtime's is being polled, so this runtime is the
+        // one running; otherwise check, or the wait would never end.
+        if task.is_none()
+            && context::with_current(|core| Rc::ptr_eq(core, &self.core)) != Some(true)
+        {
+            return Poll::Ready(Err(wrong_runtime_error()));
+        }
+        let mut waiters = self.io.waiters(direction).borrow_mut();
+        let replaced = match key {
+            Some(key) => waiters.wait_held(key, task, cx),
+            None => {
+                waiters.wait_loose(task, cx);
+                None
+            }
         };
-        // Dropped once the new waiter is in place: a waker's destructor is
+        drop(waiters);
+        // Dropped once the list is released: a waker's destructor is
         // foreign code.
-        drop(old);
+        drop(replaced);
         Poll::Pending
+    }
+
+    /// Gives back the place `key` holds in `direction`'s waiters: its
+    /// future is done or dropped.
+    pub(crate) fn release(&self, direction: Direction, key: &mut WaitKey) {
+        if let Some(index) = key.take() {
+            let waiter = self.io.waiters(direction).borrow_mut().release(index);
+            drop(waiter);
+        }
+    }
+
+    /// A place in `direction`'s waiters for one future, given back when it
+    /// is dropped.
+    pub(crate) fn waiting(&self, direction: Direction) -> Waiting<'_> {
+        Waiting {
+            registration: self,
+            direction,
+            key: WaitKey::default(),
+        }
     }
 
     /// [`poll_io`](Self::poll_io) for a read or a send: `op` moves at most
@@ -380,6 +385,7 @@ impl Registration {
         direction: Direction,
         len: usize,
         mut op: impl FnMut() -> io::Result<usize>,
+        key: Option<&mut WaitKey>,
     ) -> Poll<io::Result<usize>> {
         while self.io.is_ready(direction) {
             if !self.core.take_io_budget(cx) {
@@ -390,7 +396,7 @@ impl Registration {
                 result => return Poll::Ready(result),
             }
         }
-        self.wait(cx, direction)
+        self.wait(cx, direction, key)
     }
 
     /// Runs `op`, a read or send of at most `len` bytes, and clears
@@ -406,7 +412,7 @@ impl Registration {
     ) -> io::Result<usize> {
         let result = op();
         let drained = match &result {
-            Ok(n) => *n > 0 && *n < len,
+            Ok(n) => *n > 0 && *n < len.min(MAX_TRANSFER),
             Err(error) => error.kind() == io::ErrorKind::WouldBlock,
         };
         if drained {
@@ -436,9 +442,11 @@ impl Registration {
         cx: &mut Context<'_>,
         direction: Direction,
         mut op: impl FnMut() -> io::Result<R>,
+        mut key: Option<&mut WaitKey>,
     ) -> Poll<io::Result<R>> {
         loop {
-            if let Err(error) = std::task::ready!(self.poll_ready(cx, direction)) {
+            let ready = self.poll_ready(cx, direction, key.as_deref_mut());
+            if let Err(error) = std::task::ready!(ready) {
                 return Poll::Ready(Err(error));
             }
             match op() {
@@ -490,6 +498,36 @@ impl Drop for Registration {
         // The waiters go with `self.io`, after the borrow: a waker's
         // destructor is user code.
     }
+}
+
+/// A future's place in one direction's waiters, given back when the future
+/// is dropped: a cancelled wait leaves no entry behind.
+pub(crate) struct Waiting<'a> {
+    registration: &'a Registration,
+    direction: Direction,
+    key: WaitKey,
+}
+
+impl Waiting<'_> {
+    /// The key to pass to the registration's `poll_*` methods.
+    #[inline]
+    pub(crate) fn key(&mut self) -> Option<&mut WaitKey> {
+        Some(&mut self.key)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.registration.release(self.direction, &mut self.key);
+    }
+}
+
+fn wrong_runtime_error() -> io::Error {
+    io::Error::other(
+        "xev: this socket belongs to another xev runtime than the one polling it (or none is \
+         running); a socket must be used inside `block_on` of the runtime it was created on",
+    )
 }
 
 fn shut_down_error() -> io::Error {

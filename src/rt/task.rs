@@ -27,7 +27,7 @@ use super::runtime::Shared;
 
 /// A task's slab key plus the generation of the task that owns the slot, so
 /// a wake for a finished task never runs the task that reuses its slot.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub(crate) struct TaskId {
     pub(crate) key: u32,
     pub(crate) generation: u32,
