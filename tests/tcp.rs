@@ -13,14 +13,14 @@
 //! and an environment variable that tells the copy to run the body.
 
 use std::cell::Cell;
-use std::future::Future;
 use std::io::{self, ErrorKind, IoSlice};
 use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures::future;
-use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use futures::StreamExt;
 use xev::net::{TcpListener, TcpSocket, TcpStream};
 use xev::rt::spawn;
@@ -346,7 +346,9 @@ async fn task_waiting_on_many_sockets_is_polled_once_when_all_become_ready() -> 
                 polls.set(polls.get() + 1);
                 for (server, done) in servers.iter().zip(&mut done) {
                     let mut byte = [0];
-                    if !*done && std::pin::pin!(server.read(&mut byte)).poll(cx).is_ready() {
+                    // The trait method: a `read()` future dropped while
+                    // pending would take its waiter with it.
+                    if !*done && Pin::new(&mut &*server).poll_read(cx, &mut byte).is_ready() {
                         *done = true;
                         received.set(received.get() + 1);
                     }
