@@ -8,3 +8,6 @@
 mod write_queue;
 
 pub use write_queue::{WriteBuf, WriteQueue, WriteRequest, WriteTarget};
+
+/// Also here, where tokio has them (`tokio::io::{Interest, Ready}`).
+pub use crate::net::{Interest, Ready};

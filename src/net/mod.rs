@@ -7,6 +7,7 @@
 //! future is dropped before it completes (`# Cancel safety`).
 
 mod listener;
+mod ready;
 mod socket;
 mod split;
 mod stream;
@@ -15,6 +16,7 @@ mod sys;
 mod tokio_io;
 
 pub use listener::{Incoming, TcpListener};
+pub use ready::{Interest, Ready};
 pub use socket::TcpSocket;
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReuniteError};
 pub use stream::TcpStream;

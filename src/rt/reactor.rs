@@ -53,10 +53,10 @@ const MAX_TRANSFER: usize = 0x7fff_f000;
 /// The token of the eventfd that other threads use to interrupt `poll`.
 const UNPARK_TOKEN: Token = Token(usize::MAX);
 
-const READABLE: u8 = 0b0001;
-const WRITABLE: u8 = 0b0010;
-const READ_CLOSED: u8 = 0b0100;
-const WRITE_CLOSED: u8 = 0b1000;
+pub(crate) const READABLE: u8 = 0b0001;
+pub(crate) const WRITABLE: u8 = 0b0010;
+pub(crate) const READ_CLOSED: u8 = 0b0100;
+pub(crate) const WRITE_CLOSED: u8 = 0b1000;
 /// Set, alone, on every socket when the runtime shuts down: operations then
 /// fail instead of waiting for events that will never come. Checked only
 /// once an operation finds its direction not ready.
@@ -295,8 +295,9 @@ impl Registration {
     /// Ready if the last operation in `direction` did not see `WouldBlock`
     /// or an event came since; otherwise waits (see [`wait`](Self::wait)).
     ///
-    /// Readiness found takes a unit of the task's I/O budget (an operation
-    /// that waits takes none: it yields anyway).
+    /// Waiting for readiness takes none of the task's I/O budget (only
+    /// transfers do), but yields once the budget is spent: a loop of
+    /// `writable()` and `try_write` still gives the other tasks their turn.
     #[inline]
     pub(crate) fn poll_ready(
         &self,
@@ -305,7 +306,7 @@ impl Registration {
         key: Option<&mut WaitKey>,
     ) -> Poll<io::Result<()>> {
         if self.io.is_ready(direction) {
-            if !self.core.take_io_budget(cx) {
+            if !self.core.has_io_budget(cx) {
                 return Poll::Pending;
             }
             return Poll::Ready(Ok(()));
@@ -449,6 +450,7 @@ impl Registration {
             if let Err(error) = std::task::ready!(ready) {
                 return Poll::Ready(Err(error));
             }
+            self.core.spend_io_budget();
             match op() {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     self.clear_ready(direction)
@@ -473,7 +475,36 @@ impl Registration {
             }
             return Err(io::ErrorKind::WouldBlock.into());
         }
+        self.core.spend_io_budget();
         self.transfer(direction, len, op)
+    }
+
+    /// The readiness bits of both directions, as last seen.
+    pub(crate) fn readiness(&self) -> u8 {
+        self.io.readiness.get() & !SHUT_DOWN
+    }
+
+    /// Runs `op` if a direction in `mask` (readiness bits) is believed
+    /// ready, else says `WouldBlock`; clears the ready directions in `mask`
+    /// if `op` says `WouldBlock`.
+    pub(crate) fn try_io<R>(&self, mask: u8, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        let ready = self.readiness() & mask;
+        if ready == 0 {
+            if self.io.is_shut_down() {
+                return Err(shut_down_error());
+            }
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.core.spend_io_budget();
+        let result = op();
+        if matches!(&result, Err(error) if error.kind() == io::ErrorKind::WouldBlock) {
+            for direction in [Direction::Read, Direction::Write] {
+                if ready & direction.mask() != 0 {
+                    self.io.clear_ready(direction);
+                }
+            }
+        }
+        result
     }
 
     /// Removes `source` from epoll, for a socket handed back to the caller

@@ -193,6 +193,26 @@ impl Core {
         true
     }
 
+    /// Whether the polled task may run another operation without taking
+    /// from its budget (waiting for readiness): `false`, with the task
+    /// woken, once the budget is spent.
+    #[inline]
+    pub(crate) fn has_io_budget(&self, cx: &Context<'_>) -> bool {
+        if self.io_budget.get() == 0 {
+            cx.waker().wake_by_ref();
+            return false;
+        }
+        true
+    }
+
+    /// Takes one unit of the budget for an operation that never waits
+    /// (`try_read`, `try_write`, `try_io`): it runs anyway, and the task's
+    /// next wait for readiness yields once the budget is spent.
+    #[inline]
+    pub(crate) fn spend_io_budget(&self) {
+        self.io_budget.set(self.io_budget.get().saturating_sub(1));
+    }
+
     /// Queues a task for the reactor on this thread, which hands over the
     /// task's socket waiter: the task waited, so it has been polled since it
     /// was last queued.
