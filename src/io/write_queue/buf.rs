@@ -109,7 +109,8 @@ impl From<Rc<[u8]>> for WriteBuf {
 ///
 /// With an `Rc<TcpStream>`, the caller keeps the stream to read from it.
 /// With an `OwnedWriteHalf`, the queue owns the write side: once the queue is
-/// dropped and drained, the half is dropped, and the peer reads end of stream.
+/// dropped and drained (or [aborted](super::WriteQueue::abort) and dropped),
+/// the half is dropped, and the peer reads end of stream.
 ///
 /// # Examples
 /// ```

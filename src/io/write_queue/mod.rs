@@ -64,11 +64,12 @@ const FALLBACK_BATCH_BYTES: usize = 64 * 1024;
 /// side at that point, even if the read half lives on.)
 ///
 /// Against a peer that never reads and never closes, that wait has no end:
-/// the socket and the buffers stay until the runtime is dropped. Bound it
-/// yourself, and give up with [`abort`](Self::abort), which fails what is
-/// pending, frees the buffers at once and stops the drain task; dropping
-/// the queue and your handles then closes the socket (at the runtime's next
-/// turn, when the stopped task lets go of its handle).
+/// the socket and the buffers stay until the connection fails or the
+/// runtime is dropped. Bound it yourself, and give up with
+/// [`abort`](Self::abort), which fails what is pending, frees the buffers
+/// at once and stops the drain task; dropping the queue and your handles
+/// then closes the socket (at the runtime's next turn, when the stopped
+/// task lets go of its handle).
 ///
 /// If the runtime shuts down first, the drain task is dropped with it:
 /// the buffers are dropped unwritten, and every pending request and flush,
@@ -85,12 +86,12 @@ const FALLBACK_BATCH_BYTES: usize = 64 * 1024;
 /// (or await requests or `flush`) to keep memory bounded against a slow
 /// reader.
 ///
-/// Each buffer is dropped as soon as it is written (or the queue fails). Of
-/// its own memory, an empty queue keeps at most 16 KiB: whatever a burst
-/// grew beyond that (the copy buffer that batches small buffers, the list of
-/// queued buffers, the list of flush waiters) is freed when the queue
-/// empties, so many connections that each lagged once do not keep their
-/// peak.
+/// Each buffer is dropped as soon as it is written (or the queue fails).
+/// Beyond its fixed size, an empty queue keeps at most 16 KiB: whatever a
+/// burst grew beyond that (the copy buffer that batches small buffers, the
+/// list of queued buffers, the list of flush waiters) is freed when the
+/// queue empties, so many connections that each lagged once do not keep
+/// their peak.
 ///
 /// # Panics
 /// [`new`](Self::new) panics outside a runtime: the drain task runs on it.
@@ -317,7 +318,7 @@ impl WriteQueue {
     /// peer stopped reading (see [Dropping the queue](Self#dropping-the-queue-and-the-stream)).
     ///
     /// # Examples
-    /// A peer that does not read: give it a second, then give up.
+    /// A peer that does not read: give it some time, then give up.
     /// ```
     /// use std::io::ErrorKind;
     /// use std::rc::Rc;
@@ -331,12 +332,12 @@ impl WriteQueue {
     /// # let (_server, _) = listener.accept().await?; // never reads
     /// let queue = WriteQueue::with_send_buffer_size(Rc::new(client), 8192)?;
     /// let request = queue.push(vec![0; 8 << 20]);
-    /// if timeout(Duration::from_secs(1), queue.flush()).await.is_err() {
+    /// if timeout(Duration::from_millis(200), queue.flush()).await.is_err() {
     ///     queue.abort();
     /// }
     /// assert_eq!(request.await.unwrap_err().kind(), ErrorKind::ConnectionAborted);
     /// assert_eq!(queue.queued_bytes(), 0); // the buffer is gone
-    /// drop(queue); // and the socket closes, though the peer never read
+    /// drop(queue); // the socket closes at the runtime's next turn
     /// # std::io::Result::Ok(())
     /// # }).unwrap();
     /// ```

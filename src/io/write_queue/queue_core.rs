@@ -53,8 +53,7 @@ pub(super) fn aborted() -> io::Error {
 /// The error of the requests and flushes left when the drain task is dropped
 /// without finishing: its runtime was shut down.
 pub(super) fn runtime_gone() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Other,
+    io::Error::other(
         "the runtime that drives this WriteQueue has been shut down: buffers not yet \
          written were dropped (keep the runtime running until the queue is flushed)",
     )
