@@ -1,7 +1,9 @@
 //! `xev::io::WriteQueue` on real sockets (DESIGN §2, issue 4): libxev's
 //! second TCP test, scale under a small send buffer and a slow reader, many
 //! writers, progress nobody awaits, every buffer type, flush and the
-//! backpressure counters, errors, SIGPIPE, and the `broadcast` example.
+//! backpressure counters, errors, `abort`, dropping the queue with its
+//! stream, a runtime dropped under a queue, SIGPIPE, and the `broadcast`
+//! example.
 //!
 //! Linux loopback with a small `SO_SNDBUF` moves only about 2 MB/s (the MTU
 //! is 64 KiB, so each send waits for an acknowledgement), which is why the
@@ -88,6 +90,24 @@ async fn until(what: &str, mut ready: impl FnMut() -> bool) {
         sleep(Duration::from_millis(1)).await;
     }
     panic!("still waiting for {what}");
+}
+
+/// Waits until the queue stops draining (the peer's buffers are full): its
+/// backlog unchanged for 100 ms.
+async fn until_stalled(queue: &WriteQueue) {
+    let mut last = queue.queued_bytes();
+    for _ in 0..100 {
+        sleep(Duration::from_millis(100)).await;
+        let now = queue.queued_bytes();
+        if now == last && now > 0 {
+            return;
+        }
+        last = now;
+    }
+    panic!(
+        "the queue still drains: {} bytes queued",
+        queue.queued_bytes()
+    );
 }
 
 /// Whether `future` is still pending after `wait`.
@@ -309,6 +329,180 @@ async fn dropping_the_queue_finishes_queued_writes() -> io::Result<()> {
     drop(queue);
     assert_same_bytes(&read_to_end(&server).await?, &data);
     Ok(())
+}
+
+/// Dropping the queue and the only handle to the stream, with 1 MiB still
+/// queued and a peer that starts reading later: every byte arrives, then
+/// end of stream (the drain task held the stream until it was written).
+#[xev::test(timeout_ms = 10000)]
+async fn write_queue_dropped_with_the_stream_finishes_writing() -> io::Result<()> {
+    let data = pattern(1 << 20);
+    let (client, server) = pair().await?;
+    let queue = WriteQueue::new(client); // the queue holds the only `Rc`
+    drop(queue.push(data.clone()));
+    assert_eq!(queue.queued_bytes(), data.len(), "nothing written yet");
+    drop(queue);
+    sleep(Duration::from_millis(20)).await; // the peer reads late
+    assert_same_bytes(&read_to_end(&server).await?, &data);
+    Ok(())
+}
+
+/// Checks an error is the one `WriteQueue::abort` gives.
+fn assert_aborted<T: std::fmt::Debug>(outcome: io::Result<T>, what: &str) {
+    let error = outcome.expect_err(what);
+    assert_eq!(error.kind(), io::ErrorKind::ConnectionAborted, "{what}");
+    assert!(error.to_string().contains("aborted"), "{what}: {error}");
+}
+
+/// `abort` with a backlog the peer does not read: requests and a flush
+/// awaited by other tasks fail with `ConnectionAborted`, the requests
+/// already written keep their `Ok`, and the queued buffers are dropped at
+/// once (before any task runs).
+#[xev::test(timeout_ms = 10000)]
+async fn write_queue_abort_fails_pending_requests_and_flush() -> io::Result<()> {
+    const CHUNK: usize = 64 * 1024;
+    let (client, _server) = pair().await?; // never reads
+    let queue = Rc::new(WriteQueue::with_send_buffer_size(client, 8192)?);
+    assert_eq!(queue.push(b"first".to_vec()).await?, 5);
+    let chunk: Rc<[u8]> = pattern(CHUNK).into();
+    let requests: Vec<WriteRequest> = (0..32).map(|_| queue.push(chunk.clone())).collect();
+    let waiting = spawn(results(requests));
+    let flushing = spawn({
+        let queue = queue.clone();
+        async move { queue.flush().await }
+    });
+    until_stalled(&queue).await;
+    assert!(!waiting.is_finished() && !flushing.is_finished());
+
+    queue.abort();
+    assert_eq!(
+        Rc::strong_count(&chunk),
+        1,
+        "the queued buffers are dropped at once"
+    );
+    assert_eq!((queue.queued_bytes(), queue.len()), (0, 0));
+    let outcomes = waiting.await.unwrap();
+    let written = outcomes
+        .iter()
+        .take_while(|outcome| outcome.is_ok())
+        .count();
+    assert!(written < outcomes.len(), "some requests were still pending");
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Ok(n) => assert!(index < written && n == CHUNK),
+            Err(_) => assert_aborted(outcome, &format!("request {index}")),
+        }
+    }
+    assert_aborted(flushing.await.unwrap(), "the pending flush");
+    Ok(())
+}
+
+/// After `abort`, `push` and `flush` fail at once with the same error, and
+/// the pushed buffer is not kept.
+#[xev::test(timeout_ms = 5000)]
+async fn write_queue_push_after_abort_fails() -> io::Result<()> {
+    let (client, _server) = pair().await?;
+    let queue = WriteQueue::new(client);
+    queue.abort();
+    let shared: Rc<[u8]> = Rc::from(&b"late"[..]);
+    let late = queue.push(shared.clone());
+    assert_eq!(Rc::strong_count(&shared), 1, "the buffer is not queued");
+    assert_eq!((queue.queued_bytes(), queue.len()), (0, 0));
+    let outcome = late
+        .now_or_never()
+        .expect("a push after abort fails at once");
+    assert_aborted(outcome, "a push after abort");
+    let flushed = queue.flush().now_or_never().expect("flush fails at once");
+    assert_aborted(flushed, "a flush after abort");
+    queue.abort(); // a second abort changes nothing
+    assert_aborted(queue.push("again").await, "a push after two aborts");
+    Ok(())
+}
+
+/// Aborting a queue whose peer never reads, then dropping it and the only
+/// handle to the stream, closes the socket: the process's fd count goes
+/// back to where it was with only the peer's socket open, and the peer,
+/// reading at last, gets a prefix of the data and then end of stream. (Run
+/// in a child process: other tests' sockets would move the count.)
+#[cfg(target_os = "linux")]
+#[test]
+fn write_queue_abort_releases_the_socket() {
+    use common::child::{self, fd_summary, is_child, open_fds};
+
+    const NAME: &str = "write_queue_abort_releases_the_socket";
+    if !is_child(NAME) {
+        return child::run(NAME);
+    }
+    let outcome = xev::rt::block_on(timeout(Duration::from_secs(20), async {
+        let data = pattern(4 << 20);
+        let before = open_fds();
+        let (client, server) = pair().await?;
+        assert_eq!(open_fds(), before + 2, "{}", fd_summary());
+        let queue = WriteQueue::with_send_buffer_size(client, 8192)?;
+        drop(queue.push(data.clone()));
+        until_stalled(&queue).await;
+
+        queue.abort();
+        drop(queue);
+        until("the aborted queue's socket to close", || {
+            open_fds() == before + 1
+        })
+        .await;
+        let got = read_to_end(&server).await?;
+        assert!(
+            got.len() < data.len(),
+            "everything arrived: nothing was aborted"
+        );
+        assert_same_bytes(&got, &data[..got.len()]);
+        drop(server);
+        assert_eq!(open_fds(), before, "{}", fd_summary());
+        io::Result::Ok(())
+    }));
+    outcome.expect("finishes in time").unwrap();
+}
+
+/// A runtime dropped while its queue's drain task waits on a peer that does
+/// not read: the pending requests and flush, and later pushes, resolve at
+/// once with an error saying the runtime has been shut down, wherever they
+/// are polled afterwards (no runtime at all, or another runtime).
+#[test]
+fn write_request_after_runtime_dropped_fails() {
+    fn assert_runtime_gone<T: std::fmt::Debug>(outcome: Option<io::Result<T>>, what: &str) {
+        let error = outcome
+            .unwrap_or_else(|| panic!("{what}: still pending"))
+            .expect_err(what);
+        assert_eq!(error.kind(), io::ErrorKind::Other, "{what}");
+        assert!(
+            error.to_string().contains("runtime") && error.to_string().contains("shut down"),
+            "{what}: {error}"
+        );
+    }
+
+    let runtime = xev::rt::Runtime::new().unwrap();
+    let (queue, requests, _server) = runtime.block_on(async {
+        let (client, server) = pair().await.unwrap();
+        let queue = WriteQueue::with_send_buffer_size(client, 8192).unwrap();
+        let requests = [queue.push(pattern(2 << 20)), queue.push(pattern(1024))];
+        until_stalled(&queue).await;
+        (queue, requests, server)
+    });
+    let mut flushed = Box::pin(queue.flush());
+    assert!(flushed.as_mut().now_or_never().is_none(), "flush waits");
+    drop(runtime);
+
+    let [first, second] = requests;
+    assert_runtime_gone(first.now_or_never(), "a request polled with no runtime");
+    assert_runtime_gone(flushed.now_or_never(), "the flush that was waiting");
+    assert_runtime_gone(
+        queue.push("late").now_or_never(),
+        "a push after the runtime is gone",
+    );
+    assert_eq!((queue.queued_bytes(), queue.len()), (0, 0));
+    let on_another_runtime = xev::rt::block_on(timeout(Duration::from_secs(5), second));
+    assert_runtime_gone(
+        on_another_runtime.ok(),
+        "a request awaited on another runtime",
+    );
 }
 
 /// Every buffer type is accepted and written in push order; one `Rc<[u8]>`

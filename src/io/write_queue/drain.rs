@@ -1,0 +1,133 @@
+//! The drain task: the runtime's side of a queue, which writes the buffers
+//! whether or not anyone awaits them (libxev's loop draining its queue).
+//!
+//! It holds the queue's core and its own handle to the stream, so a queue
+//! dropped with buffers pending is still written; it ends, letting both go,
+//! once the queue is dropped and empty or has failed. Dropped before that
+//! (its runtime shut down, or the queue aborted), it fails what is pending,
+//! so no request or flush waits for a write that will never happen.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use super::buf::{Sink, WriteTarget};
+use super::queue_core::{self, QueueCore, IDLE_STAGING_BYTES, MAX_SLICES};
+
+/// Batches whose buffers average fewer bytes than this are copied into one
+/// buffer and sent with `send` rather than `sendmsg`.
+const COALESCE_BELOW: usize = 512;
+
+/// The future of the drain task.
+pub(super) struct Drain {
+    core: Rc<RefCell<QueueCore>>,
+    /// Keeps the stream open until the queue is written, even once the
+    /// `WriteQueue` and the user's handles are gone.
+    target: Rc<WriteTarget>,
+    /// The copy buffer for batches of small buffers, reused across sends.
+    staging: Vec<u8>,
+    /// `poll` returned `Ready`: nothing is left pending for `drop` to fail.
+    done: bool,
+}
+
+impl Drain {
+    pub(super) fn new(core: Rc<RefCell<QueueCore>>, target: Rc<WriteTarget>) -> Drain {
+        Drain {
+            core,
+            target,
+            staging: Vec::new(),
+            done: false,
+        }
+    }
+}
+
+impl Future for Drain {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let outcome = poll_drain(&this.core, this.target.stream(), &mut this.staging, cx);
+        this.done = outcome.is_ready();
+        outcome
+    }
+}
+
+impl Drop for Drain {
+    /// Dropped unfinished: the runtime is shutting down (an aborted queue
+    /// has already failed, so this changes nothing for it). What is pending
+    /// fails now, rather than waiting forever for this task.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut wakers = Vec::new();
+        self.core
+            .borrow_mut()
+            .fail_once(queue_core::runtime_gone, &mut wakers);
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// Writes queued buffers until the queue is empty, the socket is full, or a
+/// send fails. Ready once the queue has failed, or is dropped and empty.
+///
+/// `staging` is the drain task's copy buffer for batches of small buffers;
+/// it shrinks back (as does the queue's bookkeeping) whenever the queue
+/// empties.
+pub(super) fn poll_drain(
+    core: &RefCell<QueueCore>,
+    sink: &impl Sink,
+    staging: &mut Vec<u8>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    let mut wakers = Vec::new();
+    let outcome = loop {
+        let mut queue = core.borrow_mut();
+        if queue.has_failed() {
+            break Poll::Ready(());
+        }
+        queue.complete_empty_front(&mut wakers);
+        if queue.is_empty() {
+            queue.release_idle_capacity();
+            staging.clear();
+            staging.shrink_to(IDLE_STAGING_BYTES);
+            if queue.is_closed() {
+                break Poll::Ready(());
+            }
+            queue.park_drainer(cx);
+            break Poll::Pending;
+        }
+        let mut slices = Vec::with_capacity(queue.len().min(MAX_SLICES));
+        queue.fill_slices(&mut slices);
+        let sent = if coalesce(&slices) {
+            staging.clear();
+            slices
+                .iter()
+                .for_each(|slice| staging.extend_from_slice(slice));
+            drop(slices);
+            sink.poll_send(cx, &[IoSlice::new(staging)])
+        } else {
+            sink.poll_send(cx, &slices)
+        };
+        match sent {
+            Poll::Pending => break Poll::Pending,
+            Poll::Ready(Ok(0)) => queue.fail(&io::ErrorKind::WriteZero.into(), &mut wakers),
+            Poll::Ready(Ok(n)) => queue.advance(n, &mut wakers),
+            Poll::Ready(Err(error)) => queue.fail(&error, &mut wakers),
+        }
+    };
+    // Woken after the queue's borrow ends: a woken request may be polled by
+    // a foreign executor right away.
+    wakers.into_iter().for_each(Waker::wake);
+    outcome
+}
+
+/// Whether a batch is better copied into one buffer than sent as it is:
+/// many small slices cost the kernel more per byte than one copy here.
+fn coalesce(slices: &[IoSlice<'_>]) -> bool {
+    let bytes: usize = slices.iter().map(|slice| slice.len()).sum();
+    slices.len() > 1 && bytes < slices.len() * COALESCE_BELOW
+}
