@@ -94,12 +94,13 @@ impl Direction {
 struct ScheduledIo {
     generation: u32,
     readiness: Cell<u8>,
-    readers: RefCell<WaiterList>,
-    writers: RefCell<WaiterList>,
+    readers: WaiterList,
+    writers: WaiterList,
 }
 
 impl ScheduledIo {
-    fn waiters(&self, direction: Direction) -> &RefCell<WaiterList> {
+    #[inline]
+    fn waiters(&self, direction: Direction) -> &WaiterList {
         match direction {
             Direction::Read => &self.readers,
             Direction::Write => &self.writers,
@@ -126,14 +127,14 @@ impl ScheduledIo {
 
     /// Adds `ready` to the readiness and takes every waiter of each
     /// direction it concerns.
+    #[inline(always)]
     fn set_ready(&self, ready: u8, wake_task: &impl Fn(TaskId), wakers: &mut Wakers) {
         self.readiness.set(self.readiness.get() | ready);
-        for direction in [Direction::Read, Direction::Write] {
-            if ready & direction.mask() != 0 {
-                self.waiters(direction)
-                    .borrow_mut()
-                    .wake_all(wake_task, wakers);
-            }
+        if ready & Direction::Read.mask() != 0 {
+            self.readers.wake_all(wake_task, wakers);
+        }
+        if ready & Direction::Write.mask() != 0 {
+            self.writers.wake_all(wake_task, wakers);
         }
     }
 }
@@ -174,6 +175,10 @@ impl Reactor {
             Err(error) if error.kind() == io::ErrorKind::Interrupted => return,
             Err(error) => panic!("xev: polling the reactor for events failed: {error}"),
         }
+        // Tasks are queued at once; other wakers are woken once the slab is
+        // released: a waker may drop a socket.
+        let mut wakers = Wakers::default();
+        let ios = self.ios.borrow();
         for event in events.iter() {
             let token = event.token();
             if token == UNPARK_TOKEN {
@@ -197,21 +202,15 @@ impl Reactor {
                 // error.
                 ready |= READABLE | WRITABLE;
             }
-            // Tasks are queued at once; other wakers are woken once the
-            // slab is released: a waker may drop a socket.
-            let mut wakers = Wakers::default();
-            {
-                let ios = self.ios.borrow();
-                let Some(io) = ios.get(token.0 & KEY_MASK) else {
-                    continue;
-                };
-                if io.generation != (token.0 >> KEY_BITS) as u32 {
-                    continue;
+            if let Some(io) = ios.get(token.0 & KEY_MASK) {
+                if io.generation == (token.0 >> KEY_BITS) as u32 {
+                    io.set_ready(ready, &wake_task, &mut wakers);
                 }
-                io.set_ready(ready, &wake_task, &mut wakers);
             }
-            wakers.wake_all();
         }
+        drop(ios);
+        drop(events);
+        wakers.wake_all();
     }
 
     /// Fails every pending and future operation on this reactor's sockets.
@@ -268,8 +267,8 @@ impl Registration {
             } else {
                 0
             }),
-            readers: RefCell::default(),
-            writers: RefCell::default(),
+            readers: WaiterList::default(),
+            writers: WaiterList::default(),
         });
         let key = {
             let mut ios = reactor.ios.borrow_mut();
@@ -338,36 +337,25 @@ impl Registration {
         {
             return Poll::Ready(Err(wrong_runtime_error()));
         }
-        let mut waiters = self.io.waiters(direction).borrow_mut();
-        let replaced = match key {
-            Some(key) => waiters.wait_held(key, task, cx),
-            None => {
-                waiters.wait_loose(task, cx);
-                None
+        let waiters = self.io.waiters(direction);
+        match key {
+            Some(key) => {
+                let replaced = waiters.wait_held(key, task, cx);
+                // Dropped once the list is released: a waker's destructor
+                // is foreign code.
+                drop(replaced);
             }
-        };
-        drop(waiters);
-        // Dropped once the list is released: a waker's destructor is
-        // foreign code.
-        drop(replaced);
-        Poll::Pending
-    }
-
-    /// Gives back the place `key` holds in `direction`'s waiters: its
-    /// future is done or dropped.
-    pub(crate) fn release(&self, direction: Direction, key: &mut WaitKey) {
-        if let Some(index) = key.take() {
-            let waiter = self.io.waiters(direction).borrow_mut().release(index);
-            drop(waiter);
+            None => waiters.wait_loose(task, cx),
         }
+        Poll::Pending
     }
 
     /// A place in `direction`'s waiters for one future, given back when it
     /// is dropped.
+    #[inline]
     pub(crate) fn waiting(&self, direction: Direction) -> Waiting<'_> {
         Waiting {
-            registration: self,
-            direction,
+            waiters: self.io.waiters(direction),
             key: WaitKey::default(),
         }
     }
@@ -534,8 +522,7 @@ impl Drop for Registration {
 /// A future's place in one direction's waiters, given back when the future
 /// is dropped: a cancelled wait leaves no entry behind.
 pub(crate) struct Waiting<'a> {
-    registration: &'a Registration,
-    direction: Direction,
+    waiters: &'a WaiterList,
     key: WaitKey,
 }
 
@@ -550,7 +537,11 @@ impl Waiting<'_> {
 impl Drop for Waiting<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.registration.release(self.direction, &mut self.key);
+        if let Some(index) = self.key.take() {
+            // Dropped here, outside the list: a waker's destructor is
+            // foreign code.
+            drop(self.waiters.release(index));
+        }
     }
 }
 

@@ -21,6 +21,7 @@
 //! The first entry is stored inline, so the common case (one waiter) never
 //! allocates; the others go in a slab allocated with the second waiter.
 
+use std::cell::Cell;
 use std::task::{Context, Waker};
 
 use slab::Slab;
@@ -28,7 +29,6 @@ use slab::Slab;
 use super::task::TaskId;
 
 /// Who to wake.
-#[derive(Debug)]
 pub(crate) enum Waiter {
     /// An xev task, polled with its own waker: queued by id, without
     /// cloning, waking and dropping a `Waker`.
@@ -40,6 +40,7 @@ pub(crate) enum Waiter {
 impl Waiter {
     /// The waiter for `cx`: `task` is the polled xev task if `cx` carries
     /// that task's own waker.
+    #[inline]
     fn of(task: Option<TaskId>, cx: &Context<'_>) -> Waiter {
         match task {
             Some(id) => Waiter::Task(id),
@@ -47,7 +48,17 @@ impl Waiter {
         }
     }
 
+    /// Queues a task at once; keeps any other waker for later.
+    #[inline(always)]
+    fn wake(self, wake_task: &impl Fn(TaskId), wakers: &mut Wakers) {
+        match self {
+            Waiter::Task(id) => wake_task(id),
+            Waiter::Waker(waker) => wakers.push(waker),
+        }
+    }
+
     /// Whether this waiter already wakes whoever polls with `cx`.
+    #[inline]
     fn is(&self, task: Option<TaskId>, cx: &Context<'_>) -> bool {
         match (self, task) {
             (Waiter::Task(id), Some(task)) => *id == task,
@@ -59,150 +70,272 @@ impl Waiter {
 
 /// A future's place in a [`WaiterList`], from its first wait until it is
 /// dropped (then it must be given back with [`WaiterList::release`]).
-#[derive(Debug, Default)]
-pub(crate) struct WaitKey(Option<usize>);
+///
+/// Four bytes, so the futures that carry one stay small.
+#[derive(Debug)]
+pub(crate) struct WaitKey(u32);
 
 impl WaitKey {
+    const NONE: u32 = u32::MAX;
+
     /// The index of the entry this key holds, if it holds one.
+    #[inline(always)]
     pub(crate) fn take(&mut self) -> Option<usize> {
-        self.0.take()
+        let index = std::mem::replace(&mut self.0, WaitKey::NONE);
+        (index != WaitKey::NONE).then_some(index as usize)
+    }
+
+    #[inline(always)]
+    fn get(&self) -> Option<usize> {
+        (self.0 != WaitKey::NONE).then_some(self.0 as usize)
+    }
+
+    #[inline(always)]
+    fn set(&mut self, index: usize) {
+        self.0 = u32::try_from(index)
+            .ok()
+            .filter(|&index| index != WaitKey::NONE)
+            .expect("xev: more than 4 billion waiters on one socket");
     }
 }
 
-#[derive(Debug, Default)]
-enum Entry {
+impl Default for WaitKey {
+    fn default() -> WaitKey {
+        WaitKey(WaitKey::NONE)
+    }
+}
+
+/// How an entry is taken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Kind {
     #[default]
     Free,
-    /// Held by a [`WaitKey`]; `None` once woken, until its future waits
-    /// again or is dropped.
-    Held(Option<Waiter>),
-    /// Stored without a key; freed when woken.
-    Loose(Waiter),
+    /// By a [`WaitKey`]; the waiter is `None` once woken, until its future
+    /// waits again or is dropped.
+    Held,
+    /// Without a key; freed when woken.
+    Loose,
+}
+
+/// An entry past the first.
+struct Entry {
+    kind: Kind,
+    waiter: Option<Waiter>,
 }
 
 /// The waiters of one direction of one socket.
-#[derive(Debug, Default)]
+///
+/// It mutates through `&self`, with `Cell`s only: the first entry is plain
+/// fields, so the common case (one task waiting) is a few loads and stores
+/// of `Copy` values; the other entries live in a slab taken out of its cell
+/// while it is used. No method runs foreign code: wakers are handed out,
+/// never woken or dropped here.
+#[derive(Default)]
 pub(crate) struct WaiterList {
-    /// Key 0: the first waiter, inline.
-    first: Entry,
+    /// How key 0 is taken.
+    first_kind: Cell<Kind>,
+    /// Key 0's waiter, if it is an xev task (no `Waker` to clone or drop).
+    first_task: Cell<Option<TaskId>>,
+    /// Key 0's waiter, if it is any other waker.
+    first_waker: Cell<Option<Waker>>,
     /// Keys 1 and up (slab index + 1): allocated with the second waiter.
-    more: Option<Box<Slab<Entry>>>,
+    more: Cell<Option<Box<Slab<Entry>>>>,
 }
 
 impl WaiterList {
     /// Stores who polls with `cx` in the entry `key` holds, taking one if it
-    /// holds none. Returns the waiter it replaces, to be dropped by the
-    /// caller once it no longer borrows the list (a waker's destructor is
-    /// foreign code).
+    /// holds none. Returns the waker it replaces, to be dropped by the
+    /// caller (a waker's destructor is foreign code).
+    #[inline(always)]
     pub(crate) fn wait_held(
-        &mut self,
+        &self,
         key: &mut WaitKey,
         task: Option<TaskId>,
         cx: &Context<'_>,
-    ) -> Option<Waiter> {
-        let Some(index) = key.0 else {
-            key.0 = Some(self.insert(Entry::Held(Some(Waiter::of(task, cx)))));
-            return None;
-        };
-        let Entry::Held(slot) = self.entry_mut(index) else {
-            unreachable!("xev: a wait key points at an entry it does not hold");
-        };
-        match slot {
-            Some(waiter) if waiter.is(task, cx) => None,
-            _ => slot.replace(Waiter::of(task, cx)),
+    ) -> Option<Waker> {
+        match key.get() {
+            None if self.first_kind.get() == Kind::Free => {
+                self.first_kind.set(Kind::Held);
+                key.set(0);
+                // A free entry holds no waker: nothing is replaced.
+                match task {
+                    Some(id) => self.first_task.set(Some(id)),
+                    None => self.first_waker.set(Some(cx.waker().clone())),
+                }
+                None
+            }
+            Some(0) => {
+                debug_assert_eq!(self.first_kind.get(), Kind::Held);
+                self.set_first(task, cx)
+            }
+            None => {
+                key.set(self.insert_more(Kind::Held, Waiter::of(task, cx)));
+                None
+            }
+            Some(index) => self.rewait_more(index, task, cx),
+        }
+    }
+
+    /// Makes `task` (or `cx`'s waker) key 0's waiter; returns a waker it
+    /// replaces.
+    #[inline(always)]
+    fn set_first(&self, task: Option<TaskId>, cx: &Context<'_>) -> Option<Waker> {
+        match task {
+            Some(id) => {
+                self.first_task.set(Some(id));
+                self.first_waker.take()
+            }
+            None => {
+                self.first_task.set(None);
+                match self.first_waker.take() {
+                    Some(waker) if waker.will_wake(cx.waker()) => {
+                        self.first_waker.set(Some(waker));
+                        None
+                    }
+                    old => {
+                        self.first_waker.set(Some(cx.waker().clone()));
+                        old
+                    }
+                }
+            }
         }
     }
 
     /// Stores who polls with `cx` as a loose entry, unless one already
     /// wakes it.
-    pub(crate) fn wait_loose(&mut self, task: Option<TaskId>, cx: &Context<'_>) {
-        let is_same = |entry: &Entry| matches!(entry, Entry::Loose(waiter) if waiter.is(task, cx));
-        if is_same(&self.first) {
-            return;
-        }
-        if let Some(more) = &self.more {
-            if more.iter().any(|(_, entry)| is_same(entry)) {
+    pub(crate) fn wait_loose(&self, task: Option<TaskId>, cx: &Context<'_>) {
+        if self.first_kind.get() == Kind::Loose {
+            let same = match task {
+                Some(id) => self.first_task.get() == Some(id),
+                None => {
+                    let waker = self.first_waker.take();
+                    let same = waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+                    self.first_waker.set(waker);
+                    same
+                }
+            };
+            if same {
                 return;
             }
         }
-        self.insert(Entry::Loose(Waiter::of(task, cx)));
+        let more = self.more.take();
+        let known = more.as_ref().is_some_and(|more| {
+            more.iter().any(|(_, e)| {
+                e.kind == Kind::Loose && e.waiter.as_ref().is_some_and(|w| w.is(task, cx))
+            })
+        });
+        self.more.set(more);
+        if known {
+            return;
+        }
+        if self.first_kind.get() == Kind::Free {
+            self.first_kind.set(Kind::Loose);
+            // Key 0 is free, so it holds no waker to drop.
+            drop(self.set_first(task, cx));
+        } else {
+            self.insert_more(Kind::Loose, Waiter::of(task, cx));
+        }
     }
 
-    /// Frees the entry a dropped future held, returning its waiter (to be
-    /// dropped outside the borrow).
-    pub(crate) fn release(&mut self, index: usize) -> Option<Waiter> {
-        let entry = if index == 0 {
-            std::mem::take(&mut self.first)
-        } else {
-            self.more
-                .as_mut()
-                .and_then(|more| more.try_remove(index - 1))
-                .unwrap_or_default()
-        };
-        match entry {
-            Entry::Held(waiter) => waiter,
-            _ => unreachable!("xev: a wait key points at an entry it does not hold"),
+    /// Frees the entry a dropped future held, returning its waker (to be
+    /// dropped by the caller).
+    #[inline(always)]
+    pub(crate) fn release(&self, index: usize) -> Option<Waker> {
+        if index == 0 {
+            debug_assert_eq!(self.first_kind.get(), Kind::Held);
+            self.first_kind.set(Kind::Free);
+            self.first_task.set(None);
+            return self.first_waker.take();
         }
+        self.release_more(index)
     }
 
     /// Takes every waiter: held entries stay taken (empty), loose ones are
     /// freed. Tasks are queued with `wake_task` at once; other wakers go to
-    /// `wakers`, to be woken once the list is no longer borrowed.
-    pub(crate) fn wake_all(&mut self, wake_task: &impl Fn(TaskId), wakers: &mut Wakers) {
-        let mut wake = |waiter: Waiter| match waiter {
-            Waiter::Task(id) => wake_task(id),
-            Waiter::Waker(waker) => wakers.push(waker),
-        };
-        match &mut self.first {
-            Entry::Free => {}
-            Entry::Held(slot) => slot.take().into_iter().for_each(&mut wake),
-            loose @ Entry::Loose(_) => {
-                if let Entry::Loose(waiter) = std::mem::take(loose) {
-                    wake(waiter);
-                }
+    /// `wakers`, to be woken by the caller.
+    #[inline(always)]
+    pub(crate) fn wake_all(&self, wake_task: &impl Fn(TaskId), wakers: &mut Wakers) {
+        if self.first_kind.get() != Kind::Free {
+            if self.first_kind.get() == Kind::Loose {
+                self.first_kind.set(Kind::Free);
+            }
+            if let Some(id) = self.first_task.take() {
+                wake_task(id);
+            }
+            if let Some(waker) = self.first_waker.take() {
+                wakers.push(waker);
             }
         }
-        if let Some(more) = &mut self.more {
-            more.retain(|_, entry| match entry {
-                Entry::Held(slot) => {
-                    slot.take().into_iter().for_each(&mut wake);
-                    true
-                }
-                Entry::Loose(_) => {
-                    if let Entry::Loose(waiter) = std::mem::take(entry) {
-                        wake(waiter);
-                    }
-                    false
-                }
-                Entry::Free => false,
-            });
+        if let Some(mut more) = self.more.take() {
+            wake_more(&mut more, wake_task, wakers);
+            self.more.set(Some(more));
         }
     }
 
     /// How many entries are taken (held or loose).
     #[cfg(test)]
     fn len(&self) -> usize {
-        let first = usize::from(!matches!(self.first, Entry::Free));
-        first + self.more.as_ref().map_or(0, |more| more.len())
+        let first = usize::from(self.first_kind.get() != Kind::Free);
+        let more = self.more.take();
+        let len = first + more.as_ref().map_or(0, |more| more.len());
+        self.more.set(more);
+        len
     }
 
-    fn insert(&mut self, entry: Entry) -> usize {
-        if let Entry::Free = self.first {
-            self.first = entry;
-            return 0;
-        }
-        self.more.get_or_insert_with(Box::default).insert(entry) + 1
+    #[cold]
+    fn insert_more(&self, kind: Kind, waiter: Waiter) -> usize {
+        let mut more = self.more.take().unwrap_or_default();
+        let entry = Entry {
+            kind,
+            waiter: Some(waiter),
+        };
+        let index = more.insert(entry) + 1;
+        self.more.set(Some(more));
+        index
     }
 
-    fn entry_mut(&mut self, index: usize) -> &mut Entry {
-        if index == 0 {
-            return &mut self.first;
+    #[cold]
+    fn rewait_more(&self, index: usize, task: Option<TaskId>, cx: &Context<'_>) -> Option<Waker> {
+        let mut more = self
+            .more
+            .take()
+            .expect("xev: a wait key points past its waiter list");
+        let entry = more
+            .get_mut(index - 1)
+            .expect("xev: a wait key points past its waiter list");
+        debug_assert_eq!(entry.kind, Kind::Held);
+        let replaced = match &entry.waiter {
+            Some(waiter) if waiter.is(task, cx) => None,
+            _ => entry.waiter.replace(Waiter::of(task, cx)),
+        };
+        self.more.set(Some(more));
+        match replaced {
+            Some(Waiter::Waker(waker)) => Some(waker),
+            _ => None,
         }
-        self.more
-            .as_mut()
-            .and_then(|more| more.get_mut(index - 1))
-            .expect("xev: a wait key points past its waiter list")
     }
+
+    #[cold]
+    fn release_more(&self, index: usize) -> Option<Waker> {
+        let mut more = self.more.take()?;
+        let entry = more.try_remove(index - 1);
+        self.more.set(Some(more));
+        debug_assert!(entry.as_ref().is_some_and(|e| e.kind == Kind::Held));
+        match entry?.waiter {
+            Some(Waiter::Waker(waker)) => Some(waker),
+            _ => None,
+        }
+    }
+}
+
+#[cold]
+fn wake_more(more: &mut Slab<Entry>, wake_task: &impl Fn(TaskId), wakers: &mut Wakers) {
+    more.retain(|_, entry| {
+        if let Some(waiter) = entry.waiter.take() {
+            waiter.wake(wake_task, wakers);
+        }
+        entry.kind == Kind::Held
+    });
 }
 
 /// Foreign wakers taken out of a list, woken after its borrow ends. One
@@ -214,6 +347,7 @@ pub(crate) struct Wakers {
 }
 
 impl Wakers {
+    #[inline]
     fn push(&mut self, waker: Waker) {
         match self.one {
             None => self.one = Some(waker),
@@ -221,8 +355,12 @@ impl Wakers {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn wake_all(self) {
-        self.one.into_iter().chain(self.more).for_each(Waker::wake);
+        if let Some(one) = self.one {
+            one.wake();
+            self.more.into_iter().for_each(Waker::wake);
+        }
     }
 }
 
@@ -284,7 +422,7 @@ mod tests {
     fn no_live_waiter_is_left_unwoken_under_any_interleaving() {
         for seed in 1..=300u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-            let mut list = WaiterList::default();
+            let list = WaiterList::default();
             let mut parties: Vec<Party> = (0..6)
                 .map(|i| {
                     let counter = Arc::new(Counter(AtomicUsize::new(0)));
@@ -314,7 +452,7 @@ mod tests {
                     // Wait loosely (a `poll_*` call); the party keeps no key.
                     2 => {
                         let party = &mut parties[who];
-                        if party.key.0.is_none() {
+                        if party.key.get().is_none() {
                             let cx = Context::from_waker(&party.waker);
                             list.wait_loose(party.task, &cx);
                             party.waiting = true;
@@ -349,7 +487,7 @@ mod tests {
                             }
                             party.waiting = false;
                         }
-                        let held = parties.iter().filter(|p| p.key.0.is_some()).count();
+                        let held = parties.iter().filter(|p| p.key.get().is_some()).count();
                         assert_eq!(list.len(), held, "seed {seed}: entries leaked");
                     }
                 }
@@ -362,14 +500,15 @@ mod tests {
         let counter = Arc::new(Counter(AtomicUsize::new(0)));
         let waker = Waker::from(counter);
         let cx = Context::from_waker(&waker);
-        let mut list = WaiterList::default();
+        let list = WaiterList::default();
         let mut key = WaitKey::default();
         for _ in 0..3 {
             assert!(list.wait_held(&mut key, None, &cx).is_none());
             list.wait_loose(None, &cx);
         }
         assert_eq!(list.len(), 2);
-        assert!(list.more.as_ref().is_some_and(|more| more.len() == 1));
+        assert_eq!(list.len(), 2);
+        assert!(list.first_kind.get() == Kind::Held);
     }
 
     #[test]
@@ -380,13 +519,14 @@ mod tests {
         };
         let waker = futures::task::noop_waker();
         let cx = Context::from_waker(&waker);
-        let mut list = WaiterList::default();
+        let list = WaiterList::default();
         let mut key = WaitKey::default();
         for _ in 0..1000 {
             list.wait_held(&mut key, Some(task), &cx);
             list.wake_all(&|_| {}, &mut Wakers::default());
             list.release(key.take().unwrap());
         }
-        assert!(list.more.is_none());
+        let more = list.more.take();
+        assert!(more.is_none());
     }
 }
