@@ -29,6 +29,7 @@
 
 pub(crate) mod context;
 pub(crate) mod reactor;
+pub(crate) mod run_queue;
 pub(crate) mod runtime;
 pub(crate) mod task;
 pub(crate) mod timer;

@@ -1,9 +1,10 @@
 //! The executor: [`Runtime`], its loop, and the state wakers share with it.
 //!
 //! One loop iteration ("tick"):
-//! 1. poll the tasks queued when the tick began (at most [`BUDGET`]): a task
-//!    that wakes itself runs again next tick, after I/O and timers had
-//!    their turn;
+//! 1. poll the tasks queued when the tick began (at most
+//!    [`BUDGET`](super::run_queue::BUDGET)): a task that wakes itself runs
+//!    again next tick, after I/O and timers had their turn (the invariants
+//!    are in [`run_queue`](super::run_queue));
 //! 2. poll the reactor: with a zero timeout if tasks are still queued,
 //!    otherwise until the next timer deadline (or forever);
 //! 3. fire due timers;
@@ -26,11 +27,9 @@ use slab::Slab;
 
 use super::context;
 use super::reactor::Reactor;
+use super::run_queue::{Batch, RunQueue};
 use super::task::{JoinHandle, Runnable, Task, TaskId, TaskWaker, MAIN_TASK};
 use super::timer::TimerQueue;
-
-/// How many queued tasks one tick polls before it looks at I/O and timers.
-const BUDGET: usize = 128;
 
 /// How many I/O operations that find their socket ready one poll of a task
 /// may run before they start returning `Pending` (with the task woken): a
@@ -58,7 +57,7 @@ impl Shared {
     pub(crate) fn schedule(self: &Arc<Shared>, id: TaskId) {
         let local = context::with_current(|core| {
             if Arc::ptr_eq(&core.shared, self) {
-                core.run_queue.borrow_mut().push(id);
+                core.run_queue.push(id);
                 true
             } else {
                 false
@@ -114,8 +113,8 @@ impl Running {
 /// A runtime's thread-local state: its tasks, run queue, reactor and timers.
 pub(crate) struct Core {
     pub(crate) shared: Arc<Shared>,
-    /// Tasks woken since the current batch was taken, in order.
-    run_queue: RefCell<Vec<TaskId>>,
+    /// Tasks woken since the current batch was taken.
+    run_queue: RunQueue,
     tasks: RefCell<Slab<TaskSlot>>,
     /// Distinguishes successive tasks that use the same slab slot.
     next_generation: Cell<u32>,
@@ -127,8 +126,6 @@ pub(crate) struct Core {
     shutting_down: Cell<bool>,
     /// I/O operations the task being polled may still complete.
     io_budget: Cell<u32>,
-    /// Counts ticks (batches taken), to poll a task at most once per tick.
-    tick: Cell<u64>,
 }
 
 impl Core {
@@ -166,7 +163,7 @@ impl Core {
             polled_in: Cell::new(u64::MAX),
         });
         drop(tasks);
-        self.run_queue.borrow_mut().push(id);
+        self.run_queue.push(id);
         JoinHandle::new(task)
     }
 
@@ -207,7 +204,7 @@ impl Core {
     /// [`run_task`]: Core::run_task
     #[inline]
     pub(crate) fn wake_task(&self, id: TaskId) {
-        self.run_queue.borrow_mut().push(id);
+        self.run_queue.push(id);
     }
 
     /// Polls one queued task, and frees its slot if it finished.
@@ -216,7 +213,7 @@ impl Core {
     /// was queued before the tick began, so a second one for a task already
     /// polled in it is a duplicate wake (see [`wake_task`](Core::wake_task)).
     fn run_task(&self, id: TaskId) {
-        let tick = self.tick.get();
+        let tick = self.run_queue.tick();
         let (task, running) = match self.tasks.borrow().get(id.key as usize) {
             Some(slot) if slot.generation == id.generation && slot.polled_in.get() != tick => {
                 slot.polled_in.set(tick);
@@ -251,7 +248,7 @@ impl Core {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         );
-        self.run_queue.borrow_mut().extend(remote);
+        self.run_queue.extend(remote);
     }
 
     /// Blocks in the reactor until I/O, a timer deadline or a remote wake,
@@ -259,7 +256,7 @@ impl Core {
     /// some are still waiting for their turn); then fires timers.
     fn park(&self, backlog: bool) {
         let timeout = if !backlog
-            && self.run_queue.borrow().is_empty()
+            && self.run_queue.is_empty()
             && !self.shared.notified.load(Ordering::Acquire)
         {
             self.timers
@@ -300,7 +297,7 @@ impl Core {
         for (_, slot) in tasks {
             slot.task.shutdown();
         }
-        self.run_queue.borrow_mut().clear();
+        self.run_queue.clear();
         let wakers = self.timers.borrow_mut().shutdown();
         wakers.into_iter().for_each(Waker::wake);
         self.reactor.shutdown();
@@ -373,15 +370,15 @@ impl Runtime {
         let mut cx = Context::from_waker(&waker);
         let running = Running::of(MAIN_TASK, &waker);
         core.running.set(None);
-        core.run_queue.borrow_mut().push(MAIN_TASK);
-        let mut batch = Batch::new(core);
+        core.run_queue.push(MAIN_TASK);
+        let mut batch = Batch::new(&core.run_queue);
         let mut main_polled_in = None;
         loop {
             batch.take();
             while let Some(id) = batch.next() {
                 if id == MAIN_TASK {
                     // At most once per tick, as `run_task` does for tasks.
-                    let tick = Some(core.tick.get());
+                    let tick = Some(core.run_queue.tick());
                     if main_polled_in == tick {
                         continue;
                     }
@@ -400,80 +397,6 @@ impl Runtime {
                 }
             }
             core.park(batch.has_backlog());
-        }
-    }
-}
-
-/// The tasks one tick polls: those queued when it began, at most
-/// [`BUDGET`]. Taken from the run queue in one swap, so neither polling them
-/// nor queueing the tasks they wake touches the same buffer.
-///
-/// Past the budget, the rest stays here as a backlog, ahead of tasks woken
-/// later: the next tick appends the run queue behind it.
-struct Batch<'a> {
-    core: &'a Core,
-    ids: Vec<TaskId>,
-    /// The next task to poll.
-    next: usize,
-    /// Where this tick's share ends.
-    end: usize,
-}
-
-impl<'a> Batch<'a> {
-    fn new(core: &'a Core) -> Batch<'a> {
-        Batch {
-            core,
-            ids: Vec::new(),
-            next: 0,
-            end: 0,
-        }
-    }
-
-    /// Takes the tasks queued since the last tick, and starts a new tick.
-    fn take(&mut self) {
-        self.core.tick.set(self.core.tick.get() + 1);
-        let mut queue = self.core.run_queue.borrow_mut();
-        if self.next == self.ids.len() {
-            // The usual case: the last batch is done, its buffer becomes
-            // the new, empty run queue.
-            self.ids.clear();
-            self.next = 0;
-            std::mem::swap(&mut *queue, &mut self.ids);
-        } else {
-            // Compacted only once the polled part is the larger one, so a
-            // long backlog costs O(1) per task, not O(backlog) per tick.
-            if self.next >= self.ids.len() - self.next {
-                self.ids.drain(..self.next);
-                self.next = 0;
-            }
-            self.ids.append(&mut queue);
-        }
-        self.end = self.ids.len().min(self.next + BUDGET);
-    }
-
-    fn next(&mut self) -> Option<TaskId> {
-        if self.next == self.end {
-            return None;
-        }
-        let id = self.ids[self.next];
-        self.next += 1;
-        Some(id)
-    }
-
-    /// Whether tasks past this tick's budget wait for the next one.
-    fn has_backlog(&self) -> bool {
-        self.end < self.ids.len()
-    }
-}
-
-impl Drop for Batch<'_> {
-    /// `block_on` returned (or its future panicked) in the middle of a
-    /// batch: the tasks not yet polled go back to the front of the queue,
-    /// for the next `block_on`.
-    fn drop(&mut self) {
-        let rest = &self.ids[self.next..];
-        if let (false, Ok(mut queue)) = (rest.is_empty(), self.core.run_queue.try_borrow_mut()) {
-            queue.splice(0..0, rest.iter().copied());
         }
     }
 }
@@ -576,7 +499,7 @@ impl Builder {
         });
         let core = Core {
             shared,
-            run_queue: RefCell::new(Vec::new()),
+            run_queue: RunQueue::new(),
             tasks: RefCell::new(Slab::new()),
             next_generation: Cell::new(0),
             reactor,
@@ -584,7 +507,6 @@ impl Builder {
             running: Cell::new(None),
             shutting_down: Cell::new(false),
             io_budget: Cell::new(IO_BUDGET),
-            tick: Cell::new(0),
         };
         Ok(Runtime {
             core: Rc::new(core),
