@@ -110,6 +110,9 @@ trait Join<T> {
     fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>>;
     fn abort(&self);
     fn is_finished(&self) -> bool;
+    /// The handle is being dropped: drop the result if there is one, and
+    /// any result to come as soon as it comes.
+    fn detach(&self);
 }
 
 enum Stage<F: Future> {
@@ -128,6 +131,9 @@ pub(crate) struct Task<F: Future> {
     aborted: Cell<bool>,
     /// Whoever awaits the `JoinHandle`.
     join_waker: Cell<Option<Waker>>,
+    /// Set when the `JoinHandle` is dropped: the result goes nowhere, so it
+    /// is dropped as soon as the task finishes.
+    detached: Cell<bool>,
 }
 
 impl<F: Future> Task<F> {
@@ -138,6 +144,7 @@ impl<F: Future> Task<F> {
             waker_state,
             aborted: Cell::new(false),
             join_waker: Cell::new(None),
+            detached: Cell::new(false),
         }
     }
 
@@ -145,16 +152,53 @@ impl<F: Future> Task<F> {
         &self.waker
     }
 
+    /// Ends the task with `result`: drops the future, keeps the result for
+    /// the handle (or drops it if the handle is gone), and wakes the handle.
+    ///
+    /// Nothing here unwinds into the executor. A panic in the future's
+    /// destructor is caught: when the task was cancelled it becomes the
+    /// task's error (as a panic in the task would), when it completed the
+    /// output wins and the panic is dropped. A panic while dropping the
+    /// result of a detached task is caught and dropped.
     fn finish(&self, result: Result<F::Output, JoinError>) {
         // Wakes after this point are for a task that no longer exists.
         self.waker_state.scheduled.store(true, Ordering::Release);
         let old = self.stage.replace(Stage::Finished(result));
-        // The future is dropped outside the borrow (its destructor may use
-        // this task's handle), and a panic in it must not unwind the executor.
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
-        if let Some(waker) = self.join_waker.take() {
+        // The future is dropped outside the borrow: its destructor may use
+        // this task's handle.
+        if let Some(panic) = drop_catching(old) {
+            let mut stage = self.stage.borrow_mut();
+            match &*stage {
+                Stage::Finished(Err(error)) if error.is_cancelled() => {
+                    *stage = Stage::Finished(Err(JoinError::panic(panic)));
+                }
+                _ => {
+                    drop(stage);
+                    forget_panic(panic);
+                }
+            }
+        }
+        if self.detached.get() {
+            let result = self.stage.replace(Stage::Consumed);
+            if let Some(panic) = drop_catching(result) {
+                forget_panic(panic);
+            }
+        } else if let Some(waker) = self.join_waker.take() {
             waker.wake();
         }
+    }
+}
+
+/// Drops `value`, catching a panic in its destructor: the payload, if any.
+pub(crate) fn drop_catching<T>(value: T) -> Option<Box<dyn Any + Send>> {
+    catch_unwind(AssertUnwindSafe(move || drop(value))).err()
+}
+
+/// Discards a caught panic that has nobody to go to. Its payload is dropped
+/// too, unless that panics as well: then it is leaked rather than let unwind.
+pub(crate) fn forget_panic(panic: Box<dyn Any + Send>) {
+    if let Some(payload) = drop_catching(panic) {
+        mem::forget(payload);
     }
 }
 
@@ -215,13 +259,31 @@ impl<F: Future> Join<F::Output> for Task<F> {
             Ok(Stage::Finished(_) | Stage::Consumed)
         )
     }
+
+    fn detach(&self) {
+        self.detached.set(true);
+        drop(self.join_waker.take());
+        // A task dropping its own handle finds its stage borrowed: it is
+        // running, and `finish` will drop the result.
+        let finished = match self.stage.try_borrow_mut() {
+            Ok(mut stage) if matches!(&*stage, Stage::Finished(_)) => {
+                mem::replace(&mut *stage, Stage::Consumed)
+            }
+            _ => return,
+        };
+        if let Some(panic) = drop_catching(finished) {
+            forget_panic(panic);
+        }
+    }
 }
 
 /// An owned permission to await a spawned task's result.
 ///
 /// Awaiting it gives `Ok(output)` once the task completes, or a [`JoinError`]
 /// if the task panicked or was aborted. Dropping it *detaches* the task: the
-/// task keeps running and its output is dropped when it completes.
+/// task keeps running and its output is dropped when it completes. A panic
+/// in the destructor of a detached task's output is caught and discarded:
+/// it never reaches the runtime, `block_on` or the code dropping the handle.
 ///
 /// # Cancel safety
 /// Awaiting a `JoinHandle` is cancel safe: dropping the `.await` loses
@@ -253,7 +315,9 @@ impl<T> JoinHandle<T> {
     /// awaiting this handle gives a [`JoinError`] whose
     /// [`is_cancelled`](JoinError::is_cancelled) is true. A task aborted
     /// before its first poll never runs. Aborting a finished task does
-    /// nothing.
+    /// nothing. If the future's destructor panics, that panic is caught and
+    /// the error is a panic instead ([`is_panic`](JoinError::is_panic)), as
+    /// if the task had panicked.
     ///
     /// ```
     /// use std::time::Duration;
@@ -271,6 +335,15 @@ impl<T> JoinHandle<T> {
     /// Whether the task has finished: completed, panicked or been cancelled.
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    /// Detaches the task. If it has finished, its output is dropped here; a
+    /// panic in that destructor is caught (the task is done, and nobody
+    /// asked for its output).
+    fn drop(&mut self) {
+        self.task.detach();
     }
 }
 
