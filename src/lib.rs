@@ -189,7 +189,10 @@
 //! | `runtime::Builder::new_current_thread().enable_all().build()` | [`rt::Runtime::builder().build()`](rt::Runtime::builder) | I/O and timers are always on |
 //! | `Runtime::block_on(&self, f)` | [`rt::Runtime::block_on`], [`rt::block_on`] | `rt::block_on` builds a runtime for the call |
 //! | `tokio::spawn`, `task::spawn_local` + `LocalSet` | [`rt::spawn`] | no `Send` bound, no `LocalSet` |
-//! | `task::JoinHandle`, `task::JoinError` | [`rt::JoinHandle`], [`rt::JoinError`] | `abort()`, `is_finished()`; dropping detaches |
+//! | `task::JoinHandle`, `task::JoinError` | [`rt::JoinHandle`], [`rt::JoinError`] | `abort()`, `is_finished()`, `id()`, `abort_handle()`; dropping detaches |
+//! | `task::AbortHandle`, `task::Id`, `task::try_id` | [`rt::AbortHandle`], [`rt::Id`], [`rt::try_id`] | `AbortHandle` is `Send + Sync` |
+//! | `task::JoinSet` | [`rt::JoinSet`] | `spawn` takes `!Send` futures |
+//! | `runtime::Handle`, `Runtime::enter` | [`rt::Handle`], [`rt::Runtime::enter`] | `Handle::spawn` (`Send` futures) works from any thread |
 //! | `task::yield_now` | [`rt::yield_now`] | |
 //! | `task::spawn_blocking` | `std::thread::spawn` + a channel | see [the model](#the-model) |
 //! | `time::sleep`, `sleep_until`, `timeout`, `timeout_at` | [`time::sleep`], [`time::sleep_until`], [`time::timeout`], [`time::timeout_at`] | `Err(Elapsed)` on timeout |

@@ -27,7 +27,13 @@
 //! assert_eq!(total, 60);
 //! ```
 
+mod builder;
+mod completion;
 pub(crate) mod context;
+mod handle;
+mod id;
+mod join;
+mod join_set;
 pub(crate) mod reactor;
 pub(crate) mod run_queue;
 pub(crate) mod runtime;
@@ -38,8 +44,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-pub use runtime::{Builder, Runtime, RuntimeMetrics};
-pub use task::{JoinError, JoinHandle};
+pub use builder::Builder;
+pub use handle::{EnterGuard, Handle, TryCurrentError};
+pub use id::Id;
+pub use join::{AbortHandle, JoinError, JoinHandle};
+pub use join_set::JoinSet;
+pub use runtime::{Runtime, RuntimeMetrics};
 
 /// Runs `future` to completion on a new runtime on the current thread, then
 /// drops the runtime: tasks still running are dropped, on this thread.
@@ -67,6 +77,9 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// its tasks, say), the future is dropped at once and its handle reports
 /// the task cancelled.
 ///
+/// To spawn from another thread, use a [`Handle`]; to spawn outside
+/// `block_on`, [`Runtime::spawn`] or [`Runtime::enter`].
+///
 /// # Panics
 /// Outside a runtime, with a message saying to call it inside `block_on`.
 ///
@@ -89,6 +102,23 @@ where
     F::Output: 'static,
 {
     context::current("`xev::rt::spawn`").spawn(future)
+}
+
+/// The [`Id`] of the task being polled, or `None` outside a task: outside a
+/// runtime, and in the future given to `block_on` (which is not a task).
+///
+/// # Examples
+/// ```
+/// xev::rt::block_on(async {
+///     assert_eq!(xev::rt::try_id(), None); // block_on's own future
+///     let task = xev::rt::spawn(async { xev::rt::try_id() });
+///     let id = task.id();
+///     assert_eq!(task.await.unwrap(), Some(id));
+/// });
+/// assert_eq!(xev::rt::try_id(), None);
+/// ```
+pub fn try_id() -> Option<Id> {
+    context::with_current(|core| core.current_task_id()).flatten()
 }
 
 /// Counts of the current runtime's tasks, sockets and timers: for tests

@@ -25,10 +25,14 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::builder::Builder;
 use super::context;
+use super::handle::{EnterGuard, Handle};
+use super::id::{Id, IdBlock};
+use super::join::JoinHandle;
 use super::reactor::Reactor;
 use super::run_queue::{Batch, RunQueue};
-use super::task::{JoinHandle, Runnable, Task, TaskId, TaskWaker, MAIN_TASK};
+use super::task::{Runnable, Task, TaskId, TaskWaker, MAIN_TASK};
 use super::timer::TimerQueue;
 
 /// How many I/O operations that find their socket ready one poll of a task
@@ -37,17 +41,27 @@ use super::timer::TimerQueue;
 /// others.
 const IO_BUDGET: u32 = 128;
 
-/// The default capacity of the reactor's event buffer.
-const DEFAULT_EVENT_CAPACITY: usize = 1024;
-
-/// The part of a runtime that other threads touch: the queue of wakes that
-/// come from them, and the means to interrupt the reactor.
+/// The part of a runtime that other threads touch: the queue of wakes and
+/// spawns that come from them, and the means to interrupt the reactor.
 pub(crate) struct Shared {
-    remote_queue: Mutex<Vec<TaskId>>,
+    remote_queue: Mutex<RemoteQueue>,
     /// True from the first remote wake until the loop drains the remote queue,
     /// so a storm of wakes writes to the reactor's eventfd once.
     notified: AtomicBool,
     unpark: mio::Waker,
+}
+
+/// A future sent from another thread, with what spawns it on the runtime's
+/// thread.
+pub(crate) type RemoteSpawn = Box<dyn FnOnce(&Core) + Send>;
+
+#[derive(Default)]
+struct RemoteQueue {
+    wakes: Vec<TaskId>,
+    spawns: Vec<RemoteSpawn>,
+    /// The runtime is gone or going: spawns are dropped at once (which
+    /// reports their tasks cancelled).
+    closed: bool,
 }
 
 impl Shared {
@@ -70,10 +84,31 @@ impl Shared {
 
     #[cold]
     fn schedule_remote(&self, id: TaskId) {
+        self.lock_remote().wakes.push(id);
+        self.notify();
+    }
+
+    /// Queues a spawn from another thread (or from the runtime's own thread
+    /// while the runtime is not current); drops it if the runtime is gone.
+    pub(crate) fn spawn_remote(&self, spawn: RemoteSpawn) {
+        let mut queue = self.lock_remote();
+        if queue.closed {
+            drop(queue);
+            drop(spawn);
+            return;
+        }
+        queue.spawns.push(spawn);
+        drop(queue);
+        self.notify();
+    }
+
+    fn lock_remote(&self) -> std::sync::MutexGuard<'_, RemoteQueue> {
         self.remote_queue
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(id);
+    }
+
+    fn notify(&self) {
         if !self.notified.swap(true, Ordering::AcqRel) {
             // Fails only if the eventfd is gone, i.e. the runtime is being
             // dropped: then there is nobody left to wake.
@@ -124,6 +159,8 @@ pub(crate) struct Core {
     running: Cell<Option<Running>>,
     /// Set once the runtime is being dropped.
     shutting_down: Cell<bool>,
+    /// The ids of tasks spawned on this thread.
+    ids: IdBlock,
     /// I/O operations the task being polled may still complete.
     io_budget: Cell<u32>,
 }
@@ -134,10 +171,18 @@ impl Core {
         F: Future + 'static,
         F::Output: 'static,
     {
+        self.spawn_with_id(self.ids.next(), future)
+    }
+
+    pub(crate) fn spawn_with_id<F>(&self, task_id: Id, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
         if self.shutting_down.get() {
             // Never queued: its waker is marked scheduled for good when the
             // task is cancelled just below, so the id is never read.
-            let waker = TaskWaker::new(MAIN_TASK, self.shared.clone());
+            let waker = TaskWaker::new(MAIN_TASK, task_id, self.shared.clone());
             let task = Rc::new(Task::new(future, waker));
             task.shutdown();
             return JoinHandle::new(task);
@@ -155,7 +200,8 @@ impl Core {
                 .expect("xev: too many tasks on one runtime"),
             generation,
         };
-        let task = Rc::new(Task::new(future, TaskWaker::new(id, self.shared.clone())));
+        let waker = TaskWaker::new(id, task_id, self.shared.clone());
+        let task = Rc::new(Task::new(future, waker));
         entry.insert(TaskSlot {
             generation,
             task: task.clone(),
@@ -165,6 +211,15 @@ impl Core {
         drop(tasks);
         self.run_queue.push(id);
         JoinHandle::new(task)
+    }
+
+    /// The public id of the task being polled; `None` for `block_on`'s own
+    /// future, and between polls.
+    pub(crate) fn current_task_id(&self) -> Option<Id> {
+        let running = self.running.get()?;
+        let tasks = self.tasks.try_borrow().ok()?;
+        let slot = tasks.get(running.id.key as usize)?;
+        (slot.generation == running.id.generation).then(|| slot.task.id())
     }
 
     /// The id of the task being polled, if `waker` is that task's waker.
@@ -235,20 +290,21 @@ impl Core {
         }
     }
 
-    /// Moves wakes from other threads onto the run queue.
+    /// Moves wakes from other threads onto the run queue, and spawns the
+    /// futures they sent.
     fn drain_remote_queue(&self) {
         if !self.shared.notified.load(Ordering::Acquire) {
             return;
         }
         self.shared.notified.store(false, Ordering::Release);
-        let remote = std::mem::take(
-            &mut *self
-                .shared
-                .remote_queue
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
-        self.run_queue.extend(remote);
+        let mut queue = self.shared.lock_remote();
+        let wakes = std::mem::take(&mut queue.wakes);
+        let spawns = std::mem::take(&mut queue.spawns);
+        drop(queue);
+        self.run_queue.extend(wakes);
+        for spawn in spawns {
+            spawn(self);
+        }
     }
 
     /// Blocks in the reactor until I/O, a timer deadline or a remote wake,
@@ -292,6 +348,14 @@ impl Core {
     /// holding sockets, and through them this `Core`, alive in a cycle.
     fn shutdown(&self) {
         self.shutting_down.set(true);
+        // Futures sent from other threads are dropped here, and any sent
+        // from now on by the sender: each reports its task cancelled.
+        let spawns = {
+            let mut queue = self.shared.lock_remote();
+            queue.closed = true;
+            std::mem::take(&mut queue.spawns)
+        };
+        drop(spawns);
         // Taken out first: dropping a task runs user code.
         let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
         for (_, slot) in tasks {
@@ -352,6 +416,45 @@ impl Runtime {
         self.core.spawn(future)
     }
 
+    /// A [`Handle`] to this runtime, to spawn on it from other threads.
+    ///
+    /// ```
+    /// use futures::channel::oneshot;
+    ///
+    /// let rt = xev::rt::Runtime::new().unwrap();
+    /// let handle = rt.handle();
+    /// let (sum, result) = oneshot::channel();
+    /// let thread = std::thread::spawn(move || {
+    ///     let task = handle.spawn(async { 2 + 2 }); // runs on `rt`'s thread
+    ///     sum.send(futures::executor::block_on(task).unwrap()).unwrap();
+    /// });
+    /// assert_eq!(rt.block_on(result).unwrap(), 4);
+    /// thread.join().unwrap();
+    /// ```
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.core.shared.clone(),
+        }
+    }
+
+    /// Makes this runtime the current one on this thread until the guard is
+    /// dropped, without running it: [`rt::spawn`](crate::rt::spawn),
+    /// [`Handle::current`], timers and socket constructors work meanwhile.
+    /// Tasks spawned then run at the next [`block_on`](Self::block_on),
+    /// which may be called while the guard lives.
+    ///
+    /// ```
+    /// let rt = xev::rt::Runtime::new().unwrap();
+    /// let task = {
+    ///     let _guard = rt.enter();
+    ///     xev::rt::spawn(async { "spawned outside block_on" })
+    /// };
+    /// assert_eq!(rt.block_on(task).unwrap(), "spawned outside block_on");
+    /// ```
+    pub fn enter(&self) -> EnterGuard<'_> {
+        EnterGuard::new(context::enter(&self.core))
+    }
+
     /// Runs `future` to completion on the current thread, driving spawned
     /// tasks, I/O and timers meanwhile. Tasks still pending when it returns
     /// stay on the runtime and go on at the next `block_on`.
@@ -362,10 +465,10 @@ impl Runtime {
     /// # Panics
     /// If called from inside a runtime (a nested `block_on`).
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        let _enter = context::enter(&self.core);
+        let _enter = context::enter_driving(&self.core);
         let core = &*self.core;
         let mut future = pin!(future);
-        let main_waker = TaskWaker::new(MAIN_TASK, core.shared.clone());
+        let main_waker = TaskWaker::new(MAIN_TASK, core.ids.next(), core.shared.clone());
         let waker = main_waker.waker();
         let mut cx = Context::from_waker(&waker);
         let running = Running::of(MAIN_TASK, &waker);
@@ -442,7 +545,7 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         // Tasks are dropped inside this runtime's context, so their
         // destructors can still reach its reactor and timers.
-        let _enter = context::enter_unchecked(&self.core);
+        let _enter = context::enter(&self.core);
         self.core.shutdown();
     }
 }
@@ -455,45 +558,13 @@ impl fmt::Debug for Runtime {
     }
 }
 
-/// Configures and builds a [`Runtime`].
-///
-/// ```
-/// let rt = xev::rt::Runtime::builder().event_capacity(256).build().unwrap();
-/// assert_eq!(rt.block_on(async { 7 }), 7);
-/// ```
-#[derive(Debug, Clone)]
-pub struct Builder {
-    event_capacity: usize,
-}
-
-impl Builder {
-    /// A builder with default settings.
-    pub fn new() -> Builder {
-        Builder {
-            event_capacity: DEFAULT_EVENT_CAPACITY,
-        }
-    }
-
-    /// How many I/O events one reactor poll can return (default 1024). More
-    /// events than this are simply collected by the next poll.
-    ///
-    /// # Panics
-    /// If `capacity` is zero.
-    pub fn event_capacity(&mut self, capacity: usize) -> &mut Builder {
-        assert!(capacity > 0, "event capacity must be at least 1");
-        self.event_capacity = capacity;
-        self
-    }
-
-    /// Builds the runtime.
-    ///
-    /// # Errors
-    /// If the OS refuses to create the `epoll` instance or its eventfd.
-    pub fn build(&self) -> io::Result<Runtime> {
-        let reactor = Reactor::new(self.event_capacity)?;
+impl Runtime {
+    /// A runtime configured by `builder`.
+    pub(crate) fn build(builder: &Builder) -> io::Result<Runtime> {
+        let reactor = Reactor::new(builder.event_capacity)?;
         let unpark = reactor.waker()?;
         let shared = Arc::new(Shared {
-            remote_queue: Mutex::new(Vec::new()),
+            remote_queue: Mutex::new(RemoteQueue::default()),
             notified: AtomicBool::new(false),
             unpark,
         });
@@ -506,16 +577,11 @@ impl Builder {
             timers: RefCell::new(TimerQueue::new()),
             running: Cell::new(None),
             shutting_down: Cell::new(false),
+            ids: IdBlock::new(),
             io_budget: Cell::new(IO_BUDGET),
         };
         Ok(Runtime {
             core: Rc::new(core),
         })
-    }
-}
-
-impl Default for Builder {
-    fn default() -> Builder {
-        Builder::new()
     }
 }
