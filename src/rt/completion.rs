@@ -96,6 +96,12 @@ impl<T> Completion<T> {
         }
     }
 
+    /// Whether abort was asked for: a blocking closure not yet started is
+    /// then never run.
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.lock().aborted
+    }
+
     /// Records the task that produces the result; aborts it at once if
     /// abort was asked for before it existed.
     pub(crate) fn set_task(&self, task: AbortHandle) {

@@ -120,6 +120,23 @@ impl Handle {
         }));
         join
     }
+
+    /// Runs `f` on the runtime's blocking pool, from any thread: see
+    /// [`rt::spawn_blocking`](super::spawn_blocking).
+    ///
+    /// ```
+    /// let rt = xev::rt::Runtime::new().unwrap();
+    /// let handle = rt.handle();
+    /// let task = handle.spawn_blocking(|| "done on a pool thread");
+    /// assert_eq!(futures::executor::block_on(task).unwrap(), "done on a pool thread");
+    /// ```
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.shared.blocking.spawn(f)
+    }
 }
 
 impl fmt::Debug for Handle {

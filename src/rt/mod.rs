@@ -27,6 +27,7 @@
 //! assert_eq!(total, 60);
 //! ```
 
+mod blocking;
 mod builder;
 mod completion;
 pub(crate) mod context;
@@ -34,6 +35,7 @@ mod handle;
 mod id;
 mod join;
 mod join_set;
+mod metrics;
 pub(crate) mod reactor;
 pub(crate) mod run_queue;
 pub(crate) mod runtime;
@@ -49,7 +51,8 @@ pub use handle::{EnterGuard, Handle, TryCurrentError};
 pub use id::Id;
 pub use join::{AbortHandle, JoinError, JoinHandle};
 pub use join_set::JoinSet;
-pub use runtime::{Runtime, RuntimeMetrics};
+pub use metrics::RuntimeMetrics;
+pub use runtime::Runtime;
 
 /// Runs `future` to completion on a new runtime on the current thread, then
 /// drops the runtime: tasks still running are dropped, on this thread.
@@ -102,6 +105,46 @@ where
     F::Output: 'static,
 {
     context::current("`xev::rt::spawn`").spawn(future)
+}
+
+/// Runs `f` on a thread of the runtime's blocking pool, and returns a
+/// [`JoinHandle`] for its result: for blocking calls and long computations
+/// that would otherwise stop every task on the runtime's thread.
+///
+/// Threads start on demand, up to [`Builder::max_blocking_threads`]
+/// (default 512); past that, closures wait in a queue. An idle thread exits
+/// after [`Builder::thread_keep_alive`] (default 10 s). A panic in `f` comes
+/// back as a [`JoinError`] ([`is_panic`](JoinError::is_panic)). When the
+/// result is ready, the awaiting task is woken through the runtime's
+/// cross-thread wake.
+///
+/// A closure cannot be stopped once it runs: [`JoinHandle::abort`] only
+/// keeps a queued one from starting. Dropping the runtime does not wait for
+/// closures: those running finish on their threads (which then exit), those
+/// still queued are dropped and their handles report cancellation.
+///
+/// # Panics
+/// Outside a runtime; or if the OS refuses to start a thread and the pool
+/// has none.
+///
+/// # Examples
+/// ```
+/// let sum = xev::rt::block_on(async {
+///     // The runtime's thread goes on serving other tasks meanwhile.
+///     let task = xev::rt::spawn_blocking(|| (1..=1_000_000u64).sum::<u64>());
+///     task.await.unwrap()
+/// });
+/// assert_eq!(sum, 500_000_500_000);
+/// ```
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    context::current("`xev::rt::spawn_blocking`")
+        .shared
+        .blocking
+        .spawn(f)
 }
 
 /// The [`Id`] of the task being polled, or `None` outside a task: outside a

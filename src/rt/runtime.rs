@@ -25,11 +25,13 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::blocking::BlockingPool;
 use super::builder::Builder;
 use super::context;
 use super::handle::{EnterGuard, Handle};
 use super::id::{Id, IdBlock};
 use super::join::JoinHandle;
+use super::metrics::RuntimeMetrics;
 use super::reactor::Reactor;
 use super::run_queue::{Batch, RunQueue};
 use super::task::{Runnable, Task, TaskId, TaskWaker, MAIN_TASK};
@@ -48,7 +50,9 @@ pub(crate) struct Shared {
     /// True from the first remote wake until the loop drains the remote queue,
     /// so a storm of wakes writes to the reactor's eventfd once.
     notified: AtomicBool,
-    unpark: mio::Waker,
+    unpark: Arc<mio::Waker>,
+    /// The threads of `spawn_blocking`.
+    pub(crate) blocking: BlockingPool,
 }
 
 /// A future sent from another thread, with what spawns it on the runtime's
@@ -222,6 +226,13 @@ impl Core {
         (slot.generation == running.id.generation).then(|| slot.task.id())
     }
 
+    /// How many `spawn_blocking` closures are queued or running: while
+    /// any is, the runtime is not idle (its result may wake a task). The
+    /// runtime's reactor is woken when this drops to zero.
+    pub(crate) fn blocking_in_flight(&self) -> usize {
+        self.shared.blocking.in_flight()
+    }
+
     /// The id of the task being polled, if `waker` is that task's waker.
     #[inline]
     pub(crate) fn running_task(&self, waker: &Waker) -> Option<TaskId> {
@@ -356,6 +367,7 @@ impl Core {
             std::mem::take(&mut queue.spawns)
         };
         drop(spawns);
+        self.shared.blocking.shutdown();
         // Taken out first: dropping a task runs user code.
         let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
         for (_, slot) in tasks {
@@ -504,39 +516,13 @@ impl Runtime {
     }
 }
 
-/// Counts that describe a runtime's load, from [`metrics`](crate::rt::metrics).
-///
-/// # Examples
-/// A leak check: what a piece of work creates is gone once it is done.
-/// ```
-/// use std::time::Duration;
-///
-/// xev::rt::block_on(async {
-///     let before = xev::rt::metrics();
-///     let task = xev::rt::spawn(xev::time::sleep(Duration::from_millis(1)));
-///     assert_eq!(xev::rt::metrics().tasks, before.tasks + 1);
-///     task.await.unwrap();
-///     // The task is freed, and its timer with it.
-///     assert_eq!(xev::rt::metrics(), before);
-/// });
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RuntimeMetrics {
-    /// Tasks spawned and not yet finished.
-    pub tasks: usize,
-    /// Sockets registered with the reactor.
-    pub registered_sockets: usize,
-    /// Timers armed (including fired ones whose `Sleep` is not dropped yet).
-    pub timers: usize,
-}
-
 impl Core {
     pub(crate) fn metrics(&self) -> RuntimeMetrics {
         RuntimeMetrics {
             tasks: self.tasks.borrow().len(),
             registered_sockets: self.reactor.registrations(),
             timers: self.timers.borrow().len(),
+            blocking_tasks: self.blocking_in_flight(),
         }
     }
 }
@@ -562,11 +548,17 @@ impl Runtime {
     /// A runtime configured by `builder`.
     pub(crate) fn build(builder: &Builder) -> io::Result<Runtime> {
         let reactor = Reactor::new(builder.event_capacity)?;
-        let unpark = reactor.waker()?;
+        let unpark = Arc::new(reactor.waker()?);
+        let blocking = BlockingPool::new(
+            builder.max_blocking_threads,
+            builder.thread_keep_alive,
+            unpark.clone(),
+        );
         let shared = Arc::new(Shared {
             remote_queue: Mutex::new(RemoteQueue::default()),
             notified: AtomicBool::new(false),
             unpark,
+            blocking,
         });
         let core = Core {
             shared,
