@@ -75,7 +75,8 @@ impl Builder {
     ///     .thread_keep_alive(Duration::from_millis(100))
     ///     .build()
     ///     .unwrap();
-    /// assert_eq!(rt.block_on(xev::rt::spawn_blocking(|| 1)).unwrap(), 1);
+    /// let one = rt.block_on(async { xev::rt::spawn_blocking(|| 1).await });
+    /// assert_eq!(one.unwrap(), 1);
     /// ```
     pub fn thread_keep_alive(&mut self, keep_alive: Duration) -> &mut Builder {
         self.thread_keep_alive = keep_alive;

@@ -46,6 +46,12 @@ pub(crate) trait Abort: Send + Sync {
 /// in the destructor of a detached task's output is caught and discarded:
 /// it never reaches the runtime, `block_on` or the code dropping the handle.
 ///
+/// A handle is not `Send`: it is awaited on the thread that got it. A handle
+/// from [`Handle::spawn`](super::Handle::spawn) on another thread, or from
+/// [`spawn_blocking`](super::spawn_blocking), can be awaited there by any
+/// executor (its result crosses threads through a lock); a handle from
+/// [`rt::spawn`](super::spawn) costs no atomic operation.
+///
 /// # Cancel safety
 /// Awaiting a `JoinHandle` is cancel safe: dropping the `.await` loses
 /// nothing, and the handle can be awaited again.
