@@ -42,9 +42,11 @@
 //! per thread (each with its own sockets) is how to use more cores.
 //!
 //! The flip side: a task that blocks the thread (a blocking syscall, a long
-//! computation, `std::thread::sleep`) stops everything else. Do such work on a
-//! `std::thread` and send the result back with a channel; wakers may be used
-//! from any thread, and a wake from another thread interrupts the reactor:
+//! computation, `std::thread::sleep`) stops everything else. Run such work
+//! with [`rt::spawn_blocking`], on the runtime's pool of threads, or on a
+//! `std::thread` that sends the result back with a channel; wakers may be
+//! used from any thread, and a wake from another thread interrupts the
+//! reactor:
 //!
 //! ```
 //! use futures::channel::oneshot;
@@ -189,9 +191,12 @@
 //! | `runtime::Builder::new_current_thread().enable_all().build()` | [`rt::Runtime::builder().build()`](rt::Runtime::builder) | I/O and timers are always on |
 //! | `Runtime::block_on(&self, f)` | [`rt::Runtime::block_on`], [`rt::block_on`] | `rt::block_on` builds a runtime for the call |
 //! | `tokio::spawn`, `task::spawn_local` + `LocalSet` | [`rt::spawn`] | no `Send` bound, no `LocalSet` |
-//! | `task::JoinHandle`, `task::JoinError` | [`rt::JoinHandle`], [`rt::JoinError`] | `abort()`, `is_finished()`; dropping detaches |
+//! | `task::JoinHandle`, `task::JoinError` | [`rt::JoinHandle`], [`rt::JoinError`] | `abort()`, `is_finished()`, `id()`, `abort_handle()`; dropping detaches |
+//! | `task::AbortHandle`, `task::Id`, `task::try_id` | [`rt::AbortHandle`], [`rt::Id`], [`rt::try_id`] | `AbortHandle` is `Send + Sync` |
+//! | `task::JoinSet` | [`rt::JoinSet`] | `spawn` takes `!Send` futures |
+//! | `runtime::Handle`, `Runtime::enter` | [`rt::Handle`], [`rt::Runtime::enter`] | `Handle::spawn` (`Send` futures) works from any thread |
 //! | `task::yield_now` | [`rt::yield_now`] | |
-//! | `task::spawn_blocking` | `std::thread::spawn` + a channel | see [the model](#the-model) |
+//! | `task::spawn_blocking` | [`rt::spawn_blocking`] | a pool per runtime; dropping the runtime does not wait for it |
 //! | `time::sleep`, `sleep_until`, `timeout`, `timeout_at` | [`time::sleep`], [`time::sleep_until`], [`time::timeout`], [`time::timeout_at`] | `Err(Elapsed)` on timeout |
 //! | `time::interval(p)` + `.tick().await` | [`time::interval`] + [`tick`](time::Interval::tick) | also a `Stream`; a late interval catches up (tokio's default `Burst`) |
 //! | `net::TcpListener::bind(a).await` | [`net::TcpListener::bind(a)`](net::TcpListener::bind) | not async; `SO_REUSEADDR` set |

@@ -848,6 +848,104 @@ fn panicking_task_drops_its_captured_values() {
     });
 }
 
+/// Counts its drop, then panics: a destructor that fails.
+struct PanicOnDrop(Rc<Cell<u32>>);
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+        panic!("destructor boom");
+    }
+}
+
+#[test]
+fn panic_in_drop_of_detached_task_output_is_caught() {
+    let drops = Rc::new(Cell::new(0));
+    let output = block_on_bounded(async {
+        // Detached before the task runs: its output is dropped when it
+        // completes, by the runtime.
+        drop(rt::spawn({
+            let drops = drops.clone();
+            async move { PanicOnDrop(drops) }
+        }));
+        yield_until(|| drops.get() == 1).await;
+        // Detached after it completed: the output is dropped with the handle.
+        let handle = rt::spawn({
+            let drops = drops.clone();
+            async move { PanicOnDrop(drops) }
+        });
+        yield_until(|| handle.is_finished()).await;
+        drop(handle);
+        assert_eq!(drops.get(), 2);
+        // The runtime goes on.
+        rt::spawn(async {
+            sleep(Duration::from_millis(1)).await;
+            5
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(output, 5);
+}
+
+#[test]
+fn panic_in_drop_of_an_aborted_tasks_future_is_reported_as_its_panic() {
+    let drops = Rc::new(Cell::new(0));
+    block_on_bounded(async {
+        let handle = rt::spawn({
+            let guard = PanicOnDrop(drops.clone());
+            async move {
+                let _guard = guard;
+                sleep(Duration::from_secs(3600)).await;
+            }
+        });
+        rt::yield_now().await;
+        handle.abort();
+        let error = handle.await.unwrap_err();
+        assert!(error.is_panic(), "{error:?}");
+        assert_eq!(panic_message(&*error.into_panic()), "destructor boom");
+        assert_eq!(drops.get(), 1);
+
+        // Aborted and detached: the panic goes nowhere, and is caught.
+        let handle = rt::spawn({
+            let guard = PanicOnDrop(drops.clone());
+            async move {
+                let _guard = guard;
+                sleep(Duration::from_secs(3600)).await;
+            }
+        });
+        handle.abort();
+        drop(handle);
+        yield_until(|| drops.get() == 2).await;
+    });
+}
+
+#[test]
+fn runtime_drop_catches_panics_in_the_destructors_of_its_tasks() {
+    let drops = Rc::new(Cell::new(0));
+    let runtime = Runtime::new().unwrap();
+    // Pending, detached.
+    drop(runtime.spawn({
+        let guard = PanicOnDrop(drops.clone());
+        async move {
+            let _guard = guard;
+            future::pending::<()>().await;
+        }
+    }));
+    // Pending, with its handle kept past the runtime.
+    let kept = runtime.spawn({
+        let guard = PanicOnDrop(drops.clone());
+        async move {
+            let _guard = guard;
+            future::pending::<()>().await;
+        }
+    });
+    runtime.block_on(rt::yield_now());
+    drop(runtime);
+    assert_eq!(drops.get(), 2);
+    assert!(kept.is_finished());
+}
+
 #[test]
 fn panic_in_the_block_on_future_propagates() {
     let payload = panic::catch_unwind(|| rt::block_on(async { panic!("main boom") })).unwrap_err();

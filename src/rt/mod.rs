@@ -27,8 +27,17 @@
 //! assert_eq!(total, 60);
 //! ```
 
+mod blocking;
+mod builder;
+mod completion;
 pub(crate) mod context;
+mod handle;
+mod id;
+mod join;
+mod join_set;
+mod metrics;
 pub(crate) mod reactor;
+pub(crate) mod run_queue;
 pub(crate) mod runtime;
 pub(crate) mod task;
 pub(crate) mod timer;
@@ -38,8 +47,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-pub use runtime::{Builder, Runtime, RuntimeMetrics};
-pub use task::{JoinError, JoinHandle};
+pub use builder::Builder;
+pub use handle::{EnterGuard, Handle, TryCurrentError};
+pub use id::Id;
+pub use join::{AbortHandle, JoinError, JoinHandle};
+pub use join_set::JoinSet;
+pub use metrics::RuntimeMetrics;
+pub use runtime::Runtime;
 
 /// Runs `future` to completion on a new runtime on the current thread, then
 /// drops the runtime: tasks still running are dropped, on this thread.
@@ -67,6 +81,9 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// its tasks, say), the future is dropped at once and its handle reports
 /// the task cancelled.
 ///
+/// To spawn from another thread, use a [`Handle`]; to spawn outside
+/// `block_on`, [`Runtime::spawn`] or [`Runtime::enter`].
+///
 /// # Panics
 /// Outside a runtime, with a message saying to call it inside `block_on`.
 ///
@@ -89,6 +106,63 @@ where
     F::Output: 'static,
 {
     context::current("`xev::rt::spawn`").spawn(future)
+}
+
+/// Runs `f` on a thread of the runtime's blocking pool, and returns a
+/// [`JoinHandle`] for its result: for blocking calls and long computations
+/// that would otherwise stop every task on the runtime's thread.
+///
+/// Threads start on demand, up to [`Builder::max_blocking_threads`]
+/// (default 512); past that, closures wait in a queue. An idle thread exits
+/// after [`Builder::thread_keep_alive`] (default 10 s). A panic in `f` comes
+/// back as a [`JoinError`] ([`is_panic`](JoinError::is_panic)). When the
+/// result is ready, the awaiting task is woken through the runtime's
+/// cross-thread wake.
+///
+/// A closure cannot be stopped once it runs: [`JoinHandle::abort`] only
+/// keeps a queued one from starting. Dropping the runtime does not wait for
+/// closures: those running finish on their threads (which then exit), those
+/// still queued are dropped and their handles report cancellation.
+///
+/// # Panics
+/// Outside a runtime; or if the OS refuses to start a thread and the pool
+/// has none.
+///
+/// # Examples
+/// ```
+/// let sum = xev::rt::block_on(async {
+///     // The runtime's thread goes on serving other tasks meanwhile.
+///     let task = xev::rt::spawn_blocking(|| (1..=1_000_000u64).sum::<u64>());
+///     task.await.unwrap()
+/// });
+/// assert_eq!(sum, 500_000_500_000);
+/// ```
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    context::current("`xev::rt::spawn_blocking`")
+        .shared
+        .blocking
+        .spawn(f)
+}
+
+/// The [`Id`] of the task being polled, or `None` outside a task: outside a
+/// runtime, and in the future given to `block_on` (which is not a task).
+///
+/// # Examples
+/// ```
+/// xev::rt::block_on(async {
+///     assert_eq!(xev::rt::try_id(), None); // block_on's own future
+///     let task = xev::rt::spawn(async { xev::rt::try_id() });
+///     let id = task.id();
+///     assert_eq!(task.await.unwrap(), Some(id));
+/// });
+/// assert_eq!(xev::rt::try_id(), None);
+/// ```
+pub fn try_id() -> Option<Id> {
+    context::with_current(|core| core.current_task_id()).flatten()
 }
 
 /// Counts of the current runtime's tasks, sockets and timers: for tests

@@ -1,9 +1,10 @@
 //! The executor: [`Runtime`], its loop, and the state wakers share with it.
 //!
 //! One loop iteration ("tick"):
-//! 1. poll the tasks queued when the tick began (at most [`BUDGET`]): a task
-//!    that wakes itself runs again next tick, after I/O and timers had
-//!    their turn;
+//! 1. poll the tasks queued when the tick began (at most
+//!    [`BUDGET`](super::run_queue::BUDGET)): a task that wakes itself runs
+//!    again next tick, after I/O and timers had their turn (the invariants
+//!    are in [`run_queue`](super::run_queue));
 //! 2. poll the reactor: with a zero timeout if tasks are still queued,
 //!    otherwise until the next timer deadline (or forever);
 //! 3. fire due timers;
@@ -24,13 +25,17 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::blocking::BlockingPool;
+use super::builder::Builder;
 use super::context;
+use super::handle::{EnterGuard, Handle};
+use super::id::{Id, IdBlock};
+use super::join::JoinHandle;
+use super::metrics::RuntimeMetrics;
 use super::reactor::Reactor;
-use super::task::{JoinHandle, Runnable, Task, TaskId, TaskWaker, MAIN_TASK};
+use super::run_queue::{Batch, RunQueue};
+use super::task::{Runnable, Task, TaskId, TaskWaker, MAIN_TASK};
 use super::timer::TimerQueue;
-
-/// How many queued tasks one tick polls before it looks at I/O and timers.
-const BUDGET: usize = 128;
 
 /// How many I/O operations that find their socket ready one poll of a task
 /// may run before they start returning `Pending` (with the task woken): a
@@ -38,17 +43,29 @@ const BUDGET: usize = 128;
 /// others.
 const IO_BUDGET: u32 = 128;
 
-/// The default capacity of the reactor's event buffer.
-const DEFAULT_EVENT_CAPACITY: usize = 1024;
-
-/// The part of a runtime that other threads touch: the queue of wakes that
-/// come from them, and the means to interrupt the reactor.
+/// The part of a runtime that other threads touch: the queue of wakes and
+/// spawns that come from them, and the means to interrupt the reactor.
 pub(crate) struct Shared {
-    remote_queue: Mutex<Vec<TaskId>>,
+    remote_queue: Mutex<RemoteQueue>,
     /// True from the first remote wake until the loop drains the remote queue,
     /// so a storm of wakes writes to the reactor's eventfd once.
     notified: AtomicBool,
-    unpark: mio::Waker,
+    unpark: Arc<mio::Waker>,
+    /// The threads of `spawn_blocking`.
+    pub(crate) blocking: BlockingPool,
+}
+
+/// A future sent from another thread, with what spawns it on the runtime's
+/// thread.
+pub(crate) type RemoteSpawn = Box<dyn FnOnce(&Core) + Send>;
+
+#[derive(Default)]
+struct RemoteQueue {
+    wakes: Vec<TaskId>,
+    spawns: Vec<RemoteSpawn>,
+    /// The runtime is gone or going: spawns are dropped at once (which
+    /// reports their tasks cancelled).
+    closed: bool,
 }
 
 impl Shared {
@@ -58,7 +75,7 @@ impl Shared {
     pub(crate) fn schedule(self: &Arc<Shared>, id: TaskId) {
         let local = context::with_current(|core| {
             if Arc::ptr_eq(&core.shared, self) {
-                core.run_queue.borrow_mut().push(id);
+                core.run_queue.push(id);
                 true
             } else {
                 false
@@ -71,10 +88,31 @@ impl Shared {
 
     #[cold]
     fn schedule_remote(&self, id: TaskId) {
+        self.lock_remote().wakes.push(id);
+        self.notify();
+    }
+
+    /// Queues a spawn from another thread (or from the runtime's own thread
+    /// while the runtime is not current); drops it if the runtime is gone.
+    pub(crate) fn spawn_remote(&self, spawn: RemoteSpawn) {
+        let mut queue = self.lock_remote();
+        if queue.closed {
+            drop(queue);
+            drop(spawn);
+            return;
+        }
+        queue.spawns.push(spawn);
+        drop(queue);
+        self.notify();
+    }
+
+    fn lock_remote(&self) -> std::sync::MutexGuard<'_, RemoteQueue> {
         self.remote_queue
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(id);
+    }
+
+    fn notify(&self) {
         if !self.notified.swap(true, Ordering::AcqRel) {
             // Fails only if the eventfd is gone, i.e. the runtime is being
             // dropped: then there is nobody left to wake.
@@ -114,8 +152,8 @@ impl Running {
 /// A runtime's thread-local state: its tasks, run queue, reactor and timers.
 pub(crate) struct Core {
     pub(crate) shared: Arc<Shared>,
-    /// Tasks woken since the current batch was taken, in order.
-    run_queue: RefCell<Vec<TaskId>>,
+    /// Tasks woken since the current batch was taken.
+    run_queue: RunQueue,
     tasks: RefCell<Slab<TaskSlot>>,
     /// Distinguishes successive tasks that use the same slab slot.
     next_generation: Cell<u32>,
@@ -125,10 +163,10 @@ pub(crate) struct Core {
     running: Cell<Option<Running>>,
     /// Set once the runtime is being dropped.
     shutting_down: Cell<bool>,
+    /// The ids of tasks spawned on this thread.
+    ids: IdBlock,
     /// I/O operations the task being polled may still complete.
     io_budget: Cell<u32>,
-    /// Counts ticks (batches taken), to poll a task at most once per tick.
-    tick: Cell<u64>,
 }
 
 impl Core {
@@ -137,10 +175,18 @@ impl Core {
         F: Future + 'static,
         F::Output: 'static,
     {
+        self.spawn_with_id(self.ids.next(), future)
+    }
+
+    pub(crate) fn spawn_with_id<F>(&self, task_id: Id, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
         if self.shutting_down.get() {
             // Never queued: its waker is marked scheduled for good when the
             // task is cancelled just below, so the id is never read.
-            let waker = TaskWaker::new(MAIN_TASK, self.shared.clone());
+            let waker = TaskWaker::new(MAIN_TASK, task_id, self.shared.clone());
             let task = Rc::new(Task::new(future, waker));
             task.shutdown();
             return JoinHandle::new(task);
@@ -158,7 +204,8 @@ impl Core {
                 .expect("xev: too many tasks on one runtime"),
             generation,
         };
-        let task = Rc::new(Task::new(future, TaskWaker::new(id, self.shared.clone())));
+        let waker = TaskWaker::new(id, task_id, self.shared.clone());
+        let task = Rc::new(Task::new(future, waker));
         entry.insert(TaskSlot {
             generation,
             task: task.clone(),
@@ -166,8 +213,24 @@ impl Core {
             polled_in: Cell::new(u64::MAX),
         });
         drop(tasks);
-        self.run_queue.borrow_mut().push(id);
+        self.run_queue.push(id);
         JoinHandle::new(task)
+    }
+
+    /// The public id of the task being polled; `None` for `block_on`'s own
+    /// future, and between polls.
+    pub(crate) fn current_task_id(&self) -> Option<Id> {
+        let running = self.running.get()?;
+        let tasks = self.tasks.try_borrow().ok()?;
+        let slot = tasks.get(running.id.key as usize)?;
+        (slot.generation == running.id.generation).then(|| slot.task.id())
+    }
+
+    /// How many `spawn_blocking` closures are queued or running: while
+    /// any is, the runtime is not idle (its result may wake a task). The
+    /// runtime's reactor is woken when this drops to zero.
+    pub(crate) fn blocking_in_flight(&self) -> usize {
+        self.shared.blocking.in_flight()
     }
 
     /// The id of the task being polled, if `waker` is that task's waker.
@@ -227,7 +290,7 @@ impl Core {
     /// [`run_task`]: Core::run_task
     #[inline]
     pub(crate) fn wake_task(&self, id: TaskId) {
-        self.run_queue.borrow_mut().push(id);
+        self.run_queue.push(id);
     }
 
     /// Polls one queued task, and frees its slot if it finished.
@@ -236,7 +299,7 @@ impl Core {
     /// was queued before the tick began, so a second one for a task already
     /// polled in it is a duplicate wake (see [`wake_task`](Core::wake_task)).
     fn run_task(&self, id: TaskId) {
-        let tick = self.tick.get();
+        let tick = self.run_queue.tick();
         let (task, running) = match self.tasks.borrow().get(id.key as usize) {
             Some(slot) if slot.generation == id.generation && slot.polled_in.get() != tick => {
                 slot.polled_in.set(tick);
@@ -258,20 +321,21 @@ impl Core {
         }
     }
 
-    /// Moves wakes from other threads onto the run queue.
+    /// Moves wakes from other threads onto the run queue, and spawns the
+    /// futures they sent.
     fn drain_remote_queue(&self) {
         if !self.shared.notified.load(Ordering::Acquire) {
             return;
         }
         self.shared.notified.store(false, Ordering::Release);
-        let remote = std::mem::take(
-            &mut *self
-                .shared
-                .remote_queue
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
-        self.run_queue.borrow_mut().extend(remote);
+        let mut queue = self.shared.lock_remote();
+        let wakes = std::mem::take(&mut queue.wakes);
+        let spawns = std::mem::take(&mut queue.spawns);
+        drop(queue);
+        self.run_queue.extend(wakes);
+        for spawn in spawns {
+            spawn(self);
+        }
     }
 
     /// Blocks in the reactor until I/O, a timer deadline or a remote wake,
@@ -279,7 +343,7 @@ impl Core {
     /// some are still waiting for their turn); then fires timers.
     fn park(&self, backlog: bool) {
         let timeout = if !backlog
-            && self.run_queue.borrow().is_empty()
+            && self.run_queue.is_empty()
             && !self.shared.notified.load(Ordering::Acquire)
         {
             self.timers
@@ -315,12 +379,21 @@ impl Core {
     /// holding sockets, and through them this `Core`, alive in a cycle.
     fn shutdown(&self) {
         self.shutting_down.set(true);
+        // Futures sent from other threads are dropped here, and any sent
+        // from now on by the sender: each reports its task cancelled.
+        let spawns = {
+            let mut queue = self.shared.lock_remote();
+            queue.closed = true;
+            std::mem::take(&mut queue.spawns)
+        };
+        drop(spawns);
+        self.shared.blocking.shutdown();
         // Taken out first: dropping a task runs user code.
         let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
         for (_, slot) in tasks {
             slot.task.shutdown();
         }
-        self.run_queue.borrow_mut().clear();
+        self.run_queue.clear();
         let wakers = self.timers.borrow_mut().shutdown();
         wakers.into_iter().for_each(Waker::wake);
         self.reactor.shutdown();
@@ -375,6 +448,45 @@ impl Runtime {
         self.core.spawn(future)
     }
 
+    /// A [`Handle`] to this runtime, to spawn on it from other threads.
+    ///
+    /// ```
+    /// use futures::channel::oneshot;
+    ///
+    /// let rt = xev::rt::Runtime::new().unwrap();
+    /// let handle = rt.handle();
+    /// let (sum, result) = oneshot::channel();
+    /// let thread = std::thread::spawn(move || {
+    ///     let task = handle.spawn(async { 2 + 2 }); // runs on `rt`'s thread
+    ///     sum.send(futures::executor::block_on(task).unwrap()).unwrap();
+    /// });
+    /// assert_eq!(rt.block_on(result).unwrap(), 4);
+    /// thread.join().unwrap();
+    /// ```
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.core.shared.clone(),
+        }
+    }
+
+    /// Makes this runtime the current one on this thread until the guard is
+    /// dropped, without running it: [`rt::spawn`](crate::rt::spawn),
+    /// [`Handle::current`], timers and socket constructors work meanwhile.
+    /// Tasks spawned then run at the next [`block_on`](Self::block_on),
+    /// which may be called while the guard lives.
+    ///
+    /// ```
+    /// let rt = xev::rt::Runtime::new().unwrap();
+    /// let task = {
+    ///     let _guard = rt.enter();
+    ///     xev::rt::spawn(async { "spawned outside block_on" })
+    /// };
+    /// assert_eq!(rt.block_on(task).unwrap(), "spawned outside block_on");
+    /// ```
+    pub fn enter(&self) -> EnterGuard<'_> {
+        EnterGuard::new(context::enter(&self.core))
+    }
+
     /// Runs `future` to completion on the current thread, driving spawned
     /// tasks, I/O and timers meanwhile. Tasks still pending when it returns
     /// stay on the runtime and go on at the next `block_on`.
@@ -385,23 +497,23 @@ impl Runtime {
     /// # Panics
     /// If called from inside a runtime (a nested `block_on`).
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        let _enter = context::enter(&self.core);
+        let _enter = context::enter_driving(&self.core);
         let core = &*self.core;
         let mut future = pin!(future);
-        let main_waker = TaskWaker::new(MAIN_TASK, core.shared.clone());
+        let main_waker = TaskWaker::new(MAIN_TASK, core.ids.next(), core.shared.clone());
         let waker = main_waker.waker();
         let mut cx = Context::from_waker(&waker);
         let running = Running::of(MAIN_TASK, &waker);
         core.running.set(None);
-        core.run_queue.borrow_mut().push(MAIN_TASK);
-        let mut batch = Batch::new(core);
+        core.run_queue.push(MAIN_TASK);
+        let mut batch = Batch::new(&core.run_queue);
         let mut main_polled_in = None;
         loop {
             batch.take();
             while let Some(id) = batch.next() {
                 if id == MAIN_TASK {
                     // At most once per tick, as `run_task` does for tasks.
-                    let tick = Some(core.tick.get());
+                    let tick = Some(core.run_queue.tick());
                     if main_polled_in == tick {
                         continue;
                     }
@@ -424,113 +536,13 @@ impl Runtime {
     }
 }
 
-/// The tasks one tick polls: those queued when it began, at most
-/// [`BUDGET`]. Taken from the run queue in one swap, so neither polling them
-/// nor queueing the tasks they wake touches the same buffer.
-///
-/// Past the budget, the rest stays here as a backlog, ahead of tasks woken
-/// later: the next tick appends the run queue behind it.
-struct Batch<'a> {
-    core: &'a Core,
-    ids: Vec<TaskId>,
-    /// The next task to poll.
-    next: usize,
-    /// Where this tick's share ends.
-    end: usize,
-}
-
-impl<'a> Batch<'a> {
-    fn new(core: &'a Core) -> Batch<'a> {
-        Batch {
-            core,
-            ids: Vec::new(),
-            next: 0,
-            end: 0,
-        }
-    }
-
-    /// Takes the tasks queued since the last tick, and starts a new tick.
-    fn take(&mut self) {
-        self.core.tick.set(self.core.tick.get() + 1);
-        let mut queue = self.core.run_queue.borrow_mut();
-        if self.next == self.ids.len() {
-            // The usual case: the last batch is done, its buffer becomes
-            // the new, empty run queue.
-            self.ids.clear();
-            self.next = 0;
-            std::mem::swap(&mut *queue, &mut self.ids);
-        } else {
-            // Compacted only once the polled part is the larger one, so a
-            // long backlog costs O(1) per task, not O(backlog) per tick.
-            if self.next >= self.ids.len() - self.next {
-                self.ids.drain(..self.next);
-                self.next = 0;
-            }
-            self.ids.append(&mut queue);
-        }
-        self.end = self.ids.len().min(self.next + BUDGET);
-    }
-
-    fn next(&mut self) -> Option<TaskId> {
-        if self.next == self.end {
-            return None;
-        }
-        let id = self.ids[self.next];
-        self.next += 1;
-        Some(id)
-    }
-
-    /// Whether tasks past this tick's budget wait for the next one.
-    fn has_backlog(&self) -> bool {
-        self.end < self.ids.len()
-    }
-}
-
-impl Drop for Batch<'_> {
-    /// `block_on` returned (or its future panicked) in the middle of a
-    /// batch: the tasks not yet polled go back to the front of the queue,
-    /// for the next `block_on`.
-    fn drop(&mut self) {
-        let rest = &self.ids[self.next..];
-        if let (false, Ok(mut queue)) = (rest.is_empty(), self.core.run_queue.try_borrow_mut()) {
-            queue.splice(0..0, rest.iter().copied());
-        }
-    }
-}
-
-/// Counts that describe a runtime's load, from [`metrics`](crate::rt::metrics).
-///
-/// # Examples
-/// A leak check: what a piece of work creates is gone once it is done.
-/// ```
-/// use std::time::Duration;
-///
-/// xev::rt::block_on(async {
-///     let before = xev::rt::metrics();
-///     let task = xev::rt::spawn(xev::time::sleep(Duration::from_millis(1)));
-///     assert_eq!(xev::rt::metrics().tasks, before.tasks + 1);
-///     task.await.unwrap();
-///     // The task is freed, and its timer with it.
-///     assert_eq!(xev::rt::metrics(), before);
-/// });
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RuntimeMetrics {
-    /// Tasks spawned and not yet finished.
-    pub tasks: usize,
-    /// Sockets registered with the reactor.
-    pub registered_sockets: usize,
-    /// Timers armed (including fired ones whose `Sleep` is not dropped yet).
-    pub timers: usize,
-}
-
 impl Core {
     pub(crate) fn metrics(&self) -> RuntimeMetrics {
         RuntimeMetrics {
             tasks: self.tasks.borrow().len(),
             registered_sockets: self.reactor.registrations(),
             timers: self.timers.borrow().len(),
+            blocking_tasks: self.blocking_in_flight(),
         }
     }
 }
@@ -539,7 +551,7 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         // Tasks are dropped inside this runtime's context, so their
         // destructors can still reach its reactor and timers.
-        let _enter = context::enter_unchecked(&self.core);
+        let _enter = context::enter(&self.core);
         self.core.shutdown();
     }
 }
@@ -552,68 +564,36 @@ impl fmt::Debug for Runtime {
     }
 }
 
-/// Configures and builds a [`Runtime`].
-///
-/// ```
-/// let rt = xev::rt::Runtime::builder().event_capacity(256).build().unwrap();
-/// assert_eq!(rt.block_on(async { 7 }), 7);
-/// ```
-#[derive(Debug, Clone)]
-pub struct Builder {
-    event_capacity: usize,
-}
-
-impl Builder {
-    /// A builder with default settings.
-    pub fn new() -> Builder {
-        Builder {
-            event_capacity: DEFAULT_EVENT_CAPACITY,
-        }
-    }
-
-    /// How many I/O events one reactor poll can return (default 1024). More
-    /// events than this are simply collected by the next poll.
-    ///
-    /// # Panics
-    /// If `capacity` is zero.
-    pub fn event_capacity(&mut self, capacity: usize) -> &mut Builder {
-        assert!(capacity > 0, "event capacity must be at least 1");
-        self.event_capacity = capacity;
-        self
-    }
-
-    /// Builds the runtime.
-    ///
-    /// # Errors
-    /// If the OS refuses to create the `epoll` instance or its eventfd.
-    pub fn build(&self) -> io::Result<Runtime> {
-        let reactor = Reactor::new(self.event_capacity)?;
-        let unpark = reactor.waker()?;
+impl Runtime {
+    /// A runtime configured by `builder`.
+    pub(crate) fn build(builder: &Builder) -> io::Result<Runtime> {
+        let reactor = Reactor::new(builder.event_capacity)?;
+        let unpark = Arc::new(reactor.waker()?);
+        let blocking = BlockingPool::new(
+            builder.max_blocking_threads,
+            builder.thread_keep_alive,
+            unpark.clone(),
+        );
         let shared = Arc::new(Shared {
-            remote_queue: Mutex::new(Vec::new()),
+            remote_queue: Mutex::new(RemoteQueue::default()),
             notified: AtomicBool::new(false),
             unpark,
+            blocking,
         });
         let core = Core {
             shared,
-            run_queue: RefCell::new(Vec::new()),
+            run_queue: RunQueue::new(),
             tasks: RefCell::new(Slab::new()),
             next_generation: Cell::new(0),
             reactor,
             timers: RefCell::new(TimerQueue::new()),
             running: Cell::new(None),
             shutting_down: Cell::new(false),
+            ids: IdBlock::new(),
             io_budget: Cell::new(IO_BUDGET),
-            tick: Cell::new(0),
         };
         Ok(Runtime {
             core: Rc::new(core),
         })
-    }
-}
-
-impl Default for Builder {
-    fn default() -> Builder {
-        Builder::new()
     }
 }

@@ -1,4 +1,4 @@
-//! Tasks, their wakers and their join handles.
+//! Tasks and their wakers.
 //!
 //! A task is one `Rc` holding the future (boxed, so safe code can pin it),
 //! its result once finished, and the waker of whoever awaits its
@@ -9,20 +9,23 @@
 //! Wakers must be `Send + Sync`, so they cannot point at the task: a
 //! [`TaskWaker`] carries the task's id and a handle to the runtime's
 //! thread-safe [`Shared`] state, and waking it puts the id on a run queue.
+//! It also holds what other threads may ask of the task (its [`Id`], and
+//! the abort and finished flags), so an [`AbortHandle`] is a `TaskWaker`.
+//!
+//! [`JoinHandle`]: super::JoinHandle
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::fmt;
 use std::future::Future;
-use std::io;
 use std::mem;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
+use super::id::Id;
+use super::join::{Abort, AbortHandle, Join, JoinError};
 use super::runtime::Shared;
 
 /// A task's slab key plus the generation of the task that owns the slot, so
@@ -39,7 +42,7 @@ pub(crate) const MAIN_TASK: TaskId = TaskId {
     generation: 0,
 };
 
-/// The waker of one task.
+/// The waker of one task, and what other threads may ask of it.
 pub(crate) struct TaskWaker {
     id: TaskId,
     /// Set from the moment the task is queued through its `Waker` until it
@@ -48,15 +51,26 @@ pub(crate) struct TaskWaker {
     /// without it; the executor skips the duplicates that can make.)
     scheduled: AtomicBool,
     shared: Arc<Shared>,
+    /// The id users see.
+    task_id: Id,
+    /// Set by `abort` (from any thread); the executor drops the future
+    /// instead of polling it.
+    aborted: AtomicBool,
+    /// Set once the task's result is ready (or dropped, if detached), for
+    /// `AbortHandle::is_finished` on other threads.
+    finished: AtomicBool,
 }
 
 impl TaskWaker {
     /// A waker for a task that is about to be queued (hence `scheduled`).
-    pub(crate) fn new(id: TaskId, shared: Arc<Shared>) -> Arc<TaskWaker> {
+    pub(crate) fn new(id: TaskId, task_id: Id, shared: Arc<Shared>) -> Arc<TaskWaker> {
         Arc::new(TaskWaker {
             id,
             scheduled: AtomicBool::new(true),
             shared,
+            task_id,
+            aborted: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
         })
     }
 
@@ -94,6 +108,25 @@ impl Wake for TaskWaker {
     }
 }
 
+impl Abort for TaskWaker {
+    fn abort(&self) {
+        if !self.finished.load(Ordering::Acquire)
+            && !self.aborted.swap(true, Ordering::AcqRel)
+            && self.mark_scheduled()
+        {
+            self.shared.schedule(self.id);
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    fn id(&self) -> Id {
+        self.task_id
+    }
+}
+
 /// What the executor needs of a task, whatever its future's type.
 pub(crate) trait Runnable {
     /// Polls the task once. Returns `true` once it has finished (completed,
@@ -103,13 +136,9 @@ pub(crate) trait Runnable {
     /// Drops the future now, reporting the task as cancelled. Used when the
     /// runtime shuts down.
     fn shutdown(&self);
-}
 
-/// What a [`JoinHandle`] needs of a task.
-trait Join<T> {
-    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>>;
-    fn abort(&self);
-    fn is_finished(&self) -> bool;
+    /// The id users see.
+    fn id(&self) -> Id;
 }
 
 enum Stage<F: Future> {
@@ -123,11 +152,11 @@ pub(crate) struct Task<F: Future> {
     stage: RefCell<Stage<F>>,
     waker: Waker,
     waker_state: Arc<TaskWaker>,
-    /// Set by `JoinHandle::abort`; the executor drops the future instead of
-    /// polling it.
-    aborted: Cell<bool>,
     /// Whoever awaits the `JoinHandle`.
     join_waker: Cell<Option<Waker>>,
+    /// Set when the `JoinHandle` is dropped: the result goes nowhere, so it
+    /// is dropped as soon as the task finishes.
+    detached: Cell<bool>,
 }
 
 impl<F: Future> Task<F> {
@@ -136,8 +165,8 @@ impl<F: Future> Task<F> {
             stage: RefCell::new(Stage::Running(Box::pin(future))),
             waker: waker_state.waker(),
             waker_state,
-            aborted: Cell::new(false),
             join_waker: Cell::new(None),
+            detached: Cell::new(false),
         }
     }
 
@@ -145,23 +174,62 @@ impl<F: Future> Task<F> {
         &self.waker
     }
 
+    /// Ends the task with `result`: drops the future, keeps the result for
+    /// the handle (or drops it if the handle is gone), and wakes the handle.
+    ///
+    /// Nothing here unwinds into the executor. A panic in the future's
+    /// destructor is caught: when the task was cancelled it becomes the
+    /// task's error (as a panic in the task would), when it completed the
+    /// output wins and the panic is dropped. A panic while dropping the
+    /// result of a detached task is caught and dropped.
     fn finish(&self, result: Result<F::Output, JoinError>) {
         // Wakes after this point are for a task that no longer exists.
         self.waker_state.scheduled.store(true, Ordering::Release);
         let old = self.stage.replace(Stage::Finished(result));
-        // The future is dropped outside the borrow (its destructor may use
-        // this task's handle), and a panic in it must not unwind the executor.
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
+        // The future is dropped outside the borrow: its destructor may use
+        // this task's handle.
+        if let Some(panic) = drop_catching(old) {
+            let mut stage = self.stage.borrow_mut();
+            match &*stage {
+                Stage::Finished(Err(error)) if error.is_cancelled() => {
+                    *stage = Stage::Finished(Err(JoinError::panic(panic)));
+                }
+                _ => {
+                    drop(stage);
+                    forget_panic(panic);
+                }
+            }
+        }
+        if self.detached.get() {
+            let result = self.stage.replace(Stage::Consumed);
+            if let Some(panic) = drop_catching(result) {
+                forget_panic(panic);
+            }
+        }
+        self.waker_state.finished.store(true, Ordering::Release);
         if let Some(waker) = self.join_waker.take() {
             waker.wake();
         }
     }
 }
 
+/// Drops `value`, catching a panic in its destructor: the payload, if any.
+pub(crate) fn drop_catching<T>(value: T) -> Option<Box<dyn Any + Send>> {
+    catch_unwind(AssertUnwindSafe(move || drop(value))).err()
+}
+
+/// Discards a caught panic that has nobody to go to. Its payload is dropped
+/// too, unless that panics as well: then it is leaked rather than let unwind.
+pub(crate) fn forget_panic(panic: Box<dyn Any + Send>) {
+    if let Some(payload) = drop_catching(panic) {
+        mem::forget(payload);
+    }
+}
+
 impl<F: Future> Runnable for Task<F> {
     fn run(&self) -> bool {
         self.waker_state.unschedule();
-        if self.aborted.get() {
+        if self.waker_state.aborted.load(Ordering::Acquire) {
             self.finish(Err(JoinError::cancelled()));
             return true;
         }
@@ -186,6 +254,10 @@ impl<F: Future> Runnable for Task<F> {
             self.finish(Err(JoinError::cancelled()));
         }
     }
+
+    fn id(&self) -> Id {
+        self.waker_state.task_id
+    }
 }
 
 impl<F: Future> Join<F::Output> for Task<F> {
@@ -204,9 +276,7 @@ impl<F: Future> Join<F::Output> for Task<F> {
     }
 
     fn abort(&self) {
-        if !self.is_finished() && !self.aborted.replace(true) {
-            self.waker.wake_by_ref();
-        }
+        Abort::abort(&*self.waker_state);
     }
 
     fn is_finished(&self) -> bool {
@@ -215,175 +285,28 @@ impl<F: Future> Join<F::Output> for Task<F> {
             Ok(Stage::Finished(_) | Stage::Consumed)
         )
     }
-}
 
-/// An owned permission to await a spawned task's result.
-///
-/// Awaiting it gives `Ok(output)` once the task completes, or a [`JoinError`]
-/// if the task panicked or was aborted. Dropping it *detaches* the task: the
-/// task keeps running and its output is dropped when it completes.
-///
-/// # Cancel safety
-/// Awaiting a `JoinHandle` is cancel safe: dropping the `.await` loses
-/// nothing, and the handle can be awaited again.
-///
-/// # Examples
-/// ```
-/// let sum = xev::rt::block_on(async {
-///     let handle = xev::rt::spawn(async { 1 + 2 });
-///     handle.await.unwrap()
-/// });
-/// assert_eq!(sum, 3);
-/// ```
-#[must_use = "dropping a JoinHandle detaches the task; await it to get the output"]
-pub struct JoinHandle<T> {
-    task: Rc<dyn Join<T>>,
-}
-
-impl<T> JoinHandle<T> {
-    pub(crate) fn new<F>(task: Rc<Task<F>>) -> JoinHandle<T>
-    where
-        F: Future<Output = T> + 'static,
-    {
-        JoinHandle { task }
+    fn id(&self) -> Id {
+        self.waker_state.task_id
     }
 
-    /// Cancels the task: its future is dropped (on the runtime's thread, the
-    /// next time the executor reaches it) instead of being polled again, and
-    /// awaiting this handle gives a [`JoinError`] whose
-    /// [`is_cancelled`](JoinError::is_cancelled) is true. A task aborted
-    /// before its first poll never runs. Aborting a finished task does
-    /// nothing.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// xev::rt::block_on(async {
-    ///     let handle = xev::rt::spawn(xev::time::sleep(Duration::from_secs(60)));
-    ///     handle.abort();
-    ///     assert!(handle.await.unwrap_err().is_cancelled());
-    /// });
-    /// ```
-    pub fn abort(&self) {
-        self.task.abort();
+    fn abort_handle(&self) -> AbortHandle {
+        AbortHandle::new(self.waker_state.clone())
     }
 
-    /// Whether the task has finished: completed, panicked or been cancelled.
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
-}
-
-impl<T> Future for JoinHandle<T> {
-    type Output = Result<T, JoinError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.task.poll_join(cx)
-    }
-}
-
-impl<T> fmt::Debug for JoinHandle<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle")
-            .field("finished", &self.is_finished())
-            .finish()
-    }
-}
-
-/// Why a task did not produce its output: it was aborted, or it panicked.
-///
-/// A panic in a task is caught, so it never takes the runtime down; its
-/// payload comes back here. Its `Display` includes the panic message when
-/// the payload is a string.
-///
-/// # Examples
-/// ```
-/// xev::rt::block_on(async {
-///     let task = xev::rt::spawn(async { panic!("boom") });
-///     let error = task.await.unwrap_err();
-///     assert!(error.is_panic());
-///     assert_eq!(error.to_string(), r#"task panicked with message "boom""#);
-///     let payload = error.into_panic();
-///     assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
-/// });
-/// ```
-pub struct JoinError {
-    panic: Option<Box<dyn Any + Send + 'static>>,
-}
-
-impl JoinError {
-    fn cancelled() -> JoinError {
-        JoinError { panic: None }
-    }
-
-    fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
-        JoinError {
-            panic: Some(payload),
+    fn detach(&self) {
+        self.detached.set(true);
+        drop(self.join_waker.take());
+        // A task dropping its own handle finds its stage borrowed: it is
+        // running, and `finish` will drop the result.
+        let finished = match self.stage.try_borrow_mut() {
+            Ok(mut stage) if matches!(&*stage, Stage::Finished(_)) => {
+                mem::replace(&mut *stage, Stage::Consumed)
+            }
+            _ => return,
+        };
+        if let Some(panic) = drop_catching(finished) {
+            forget_panic(panic);
         }
-    }
-
-    /// The task was aborted (or dropped by a runtime shutting down).
-    pub fn is_cancelled(&self) -> bool {
-        self.panic.is_none()
-    }
-
-    /// The task panicked.
-    pub fn is_panic(&self) -> bool {
-        self.panic.is_some()
-    }
-
-    /// The panic's payload, to re-raise it with
-    /// [`std::panic::resume_unwind`].
-    ///
-    /// # Panics
-    /// If the task was cancelled rather than panicking; check
-    /// [`is_panic`](Self::is_panic) or use [`try_into_panic`](Self::try_into_panic).
-    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        self.try_into_panic()
-            .expect("`JoinError::into_panic` called on a cancelled task's error")
-    }
-
-    /// The panic's payload, or the error itself if the task was cancelled.
-    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
-        match self.panic {
-            Some(payload) => Ok(payload),
-            None => Err(self),
-        }
-    }
-
-    fn panic_message(&self) -> Option<&str> {
-        let payload = self.panic.as_ref()?;
-        payload
-            .downcast_ref::<&'static str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-    }
-}
-
-impl fmt::Display for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.panic, self.panic_message()) {
-            (None, _) => f.write_str("task was cancelled"),
-            (Some(_), Some(message)) => write!(f, "task panicked with message {message:?}"),
-            (Some(_), None) => f.write_str("task panicked"),
-        }
-    }
-}
-
-impl fmt::Debug for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.panic, self.panic_message()) {
-            (None, _) => f.write_str("JoinError::Cancelled"),
-            (Some(_), Some(message)) => write!(f, "JoinError::Panic({message:?})"),
-            (Some(_), None) => f.write_str("JoinError::Panic(..)"),
-        }
-    }
-}
-
-impl std::error::Error for JoinError {}
-
-impl From<JoinError> for io::Error {
-    fn from(error: JoinError) -> io::Error {
-        io::Error::other(error.to_string())
     }
 }
