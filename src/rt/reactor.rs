@@ -175,10 +175,12 @@ impl Reactor {
             Err(error) if error.kind() == io::ErrorKind::Interrupted => return,
             Err(error) => panic!("xev: polling the reactor for events failed: {error}"),
         }
-        // Tasks are queued at once; other wakers are woken once the slab is
-        // released: a waker may drop a socket.
+        // Tasks are queued at once; other wakers are woken after each event,
+        // with the slab released: a waker may drop a socket, whose events
+        // later in the batch then find its slot empty (or reused, with a new
+        // generation) and wake nobody.
         let mut wakers = Wakers::default();
-        let ios = self.ios.borrow();
+        let mut ios = self.ios.borrow();
         for event in events.iter() {
             let token = event.token();
             if token == UNPARK_TOKEN {
@@ -207,10 +209,12 @@ impl Reactor {
                     io.set_ready(ready, &wake_task, &mut wakers);
                 }
             }
+            if !wakers.is_empty() {
+                drop(ios);
+                wakers.wake_all();
+                ios = self.ios.borrow();
+            }
         }
-        drop(ios);
-        drop(events);
-        wakers.wake_all();
     }
 
     /// Fails every pending and future operation on this reactor's sockets.

@@ -356,10 +356,15 @@ impl Wakers {
     }
 
     #[inline(always)]
-    pub(crate) fn wake_all(self) {
-        if let Some(one) = self.one {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.one.is_none()
+    }
+
+    #[inline(always)]
+    pub(crate) fn wake_all(&mut self) {
+        if let Some(one) = self.one.take() {
             one.wake();
-            self.more.into_iter().for_each(Waker::wake);
+            self.more.drain(..).for_each(Waker::wake);
         }
     }
 }
