@@ -37,9 +37,11 @@ pub(super) fn split(stream: &TcpStream) -> (ReadHalf<'_>, WriteHalf<'_>) {
 ///
 ///     client.write_all(b"echo me").await?;
 ///     client.shutdown(Shutdown::Write)?; // FIN: the copy below ends after these bytes
-///     let (mut read, mut write) = server.split();
+///     // `server.split()` would be futures' `AsyncReadExt::split` here.
+///     let (mut read, mut write) = TcpStream::split(&server);
 ///     let copied = futures::io::copy(&mut read, &mut write).await?;
 ///     assert_eq!(copied, 7);
+///     drop((read, write));
 ///     drop(server); // closes the connection: the echo ends
 ///
 ///     let mut echo = Vec::new();

@@ -291,6 +291,10 @@ impl TcpStream {
     /// `Rc` is allocated, and dropping the write half does not shut
     /// anything down: the stream stays as it was.
     ///
+    /// With `futures::AsyncReadExt` in scope, `stream.split()` calls that
+    /// trait's `split` instead (it takes the stream by value and comes
+    /// first in method lookup); write `TcpStream::split(&stream)` there.
+    ///
     /// # Examples
     /// Reading the reply while the request is still being written:
     /// ```
