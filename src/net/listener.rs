@@ -62,27 +62,77 @@ impl TcpListener {
     /// # Panics
     /// Outside a runtime.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        let mut last_error = None;
-        for addr in addr.to_socket_addrs()? {
-            match TcpListener::bind_addr(addr) {
-                Ok(listener) => return Ok(listener),
-                Err(error) => last_error = Some(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "could not resolve to any address",
-            )
-        }))
+        bind_each(addr, |addr| {
+            let socket = TcpSocket::for_addr(&addr)?;
+            #[cfg(unix)]
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(DEFAULT_BACKLOG)
+        })
     }
 
-    fn bind_addr(addr: SocketAddr) -> io::Result<TcpListener> {
-        let socket = TcpSocket::for_addr(&addr)?;
-        #[cfg(unix)]
-        socket.set_reuseaddr(true)?;
-        socket.bind(addr)?;
-        socket.listen(DEFAULT_BACKLOG)
+    /// Binds to `addr` and listens like [`bind`](Self::bind), with
+    /// `SO_REUSEPORT` (and `SO_REUSEADDR`) set before binding, so several
+    /// listeners — in one process or several, on one thread each — can
+    /// share one address and port. Each must be bound this way.
+    ///
+    /// What Linux does with such a group:
+    /// - Each new connection goes to one listener, chosen by a hash of its
+    ///   addresses and ports: the load spreads evenly over many clients,
+    ///   not round-robin, and a listener whose thread is busy still gets its
+    ///   share.
+    /// - Closing one listener resets the connections waiting in its backlog
+    ///   (not yet accepted), unless the sysctl `net.ipv4.tcp_migrate_req` is
+    ///   1 (Linux 5.14 and later), which moves them to another listener of
+    ///   the group.
+    /// - Only sockets of the same user can join a group.
+    ///
+    /// The BSDs and macOS allow the shared bind, but may give every
+    /// connection to one listener; Windows has no `SO_REUSEPORT`.
+    ///
+    /// # Errors
+    /// [`Unsupported`](io::ErrorKind::Unsupported) on platforms without
+    /// `SO_REUSEPORT` (Windows): bind one listener there and accept from it.
+    /// [`AddrInUse`](io::ErrorKind::AddrInUse) if a socket not bound this
+    /// way listens there.
+    ///
+    /// # Panics
+    /// Outside a runtime.
+    ///
+    /// # Examples
+    /// Two listeners on one port; each connection reaches one of them:
+    /// ```
+    /// use xev::net::{TcpListener, TcpStream};
+    ///
+    /// # #[cfg(target_os = "linux")]
+    /// xev::rt::block_on(async {
+    ///     let first = TcpListener::bind_reuseport("127.0.0.1:0")?;
+    ///     let addr = first.local_addr()?;
+    ///     let second = TcpListener::bind_reuseport(addr)?;
+    ///     assert_eq!(second.local_addr()?, addr);
+    ///
+    ///     let client = TcpStream::connect(addr).await?;
+    ///     let (server, _) = futures::future::select(
+    ///         Box::pin(first.accept()),
+    ///         Box::pin(second.accept()),
+    ///     )
+    ///     .await
+    ///     .factor_first()
+    ///     .0?;
+    ///     assert_eq!(server.peer_addr()?, client.local_addr()?);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn bind_reuseport(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        bind_each(addr, |addr| {
+            let socket = TcpSocket::for_addr(&addr)?;
+            // First, so that a platform without it fails before anything is set.
+            socket.set_reuseport(true)?;
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(DEFAULT_BACKLOG)
+        })
     }
 
     /// Accepts a connection, waiting for one if none is pending, and returns
@@ -220,6 +270,55 @@ impl TcpListener {
     /// Sets the IP time-to-live.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.io.set_ttl(ttl)
+    }
+}
+
+/// Binds with `bind` to each address `addr` resolves to, in turn, until one
+/// succeeds; fails with the last address's error.
+fn bind_each(
+    addr: impl ToSocketAddrs,
+    bind: impl Fn(SocketAddr) -> io::Result<TcpListener>,
+) -> io::Result<TcpListener> {
+    let mut last_error = None;
+    for addr in addr.to_socket_addrs()? {
+        match bind(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "could not resolve to any address",
+        )
+    }))
+}
+
+impl TryFrom<std::net::TcpListener> for TcpListener {
+    type Error = io::Error;
+
+    /// The same as [`TcpListener::from_std`]: switches the listener to
+    /// non-blocking mode and registers it with the current runtime.
+    ///
+    /// # Panics
+    /// Outside a runtime.
+    ///
+    /// # Examples
+    /// ```
+    /// use xev::net::{TcpListener, TcpStream};
+    ///
+    /// xev::rt::block_on(async {
+    ///     let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    ///     let listener = TcpListener::try_from(std_listener)?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (_server, peer) = listener.accept().await?;
+    ///     assert_eq!(peer, client.local_addr()?);
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    fn try_from(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        TcpListener::from_std(listener)
     }
 }
 

@@ -296,6 +296,33 @@ impl fmt::Debug for OwnedWriteHalf {
     }
 }
 
+/// The stream both halves share, e.g. to set options after the split.
+///
+/// # Examples
+/// ```
+/// # use xev::net::{TcpListener, TcpStream};
+/// # xev::rt::block_on(async {
+/// # let listener = TcpListener::bind("127.0.0.1:0")?;
+/// # let client = TcpStream::connect(listener.local_addr()?).await?;
+/// let (read, write) = client.into_split();
+/// read.as_ref().set_nodelay(true)?;
+/// assert!(write.as_ref().nodelay()?);
+/// # std::io::Result::Ok(())
+/// # }).unwrap();
+/// ```
+impl AsRef<TcpStream> for OwnedReadHalf {
+    fn as_ref(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+/// The stream both halves share, e.g. to set options after the split.
+impl AsRef<TcpStream> for OwnedWriteHalf {
+    fn as_ref(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
 impl AsyncRead for OwnedReadHalf {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -1,5 +1,6 @@
 //! tokio's I/O traits, [`tokio::io::AsyncRead`] and [`tokio::io::AsyncWrite`],
-//! for [`TcpStream`], `&TcpStream` and the owned halves (feature `tokio-io`).
+//! for [`TcpStream`], `&TcpStream` and the owned and borrowed halves
+//! (feature `tokio-io`).
 //!
 //! They let crates written against tokio's traits — `tokio-util`'s codecs,
 //! TLS wrappers, `tokio::io::copy` — drive xev's sockets. Only the traits are
@@ -24,7 +25,7 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{OwnedReadHalf, OwnedWriteHalf, TcpStream};
+use super::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, TcpStream, WriteHalf};
 
 /// Most bytes one read takes (and zeroes first, if the `ReadBuf` has not
 /// initialised them): more than a loopback read usually returns, little
@@ -102,7 +103,9 @@ macro_rules! impl_async_read {
 impl_async_read!(TcpStream, |this| this);
 impl_async_read!(&TcpStream, |this| *this);
 impl_async_read!(OwnedReadHalf, |this| this.stream());
+impl_async_read!(ReadHalf<'_>, |this| this.as_ref());
 
 impl_async_write!(TcpStream, |this| this);
 impl_async_write!(&TcpStream, |this| *this);
 impl_async_write!(OwnedWriteHalf, |this| this.stream());
+impl_async_write!(WriteHalf<'_>, |this| this.as_ref());

@@ -15,6 +15,7 @@ mod readiness;
 mod transfer;
 
 use super::split::{OwnedReadHalf, OwnedWriteHalf};
+use super::split_borrowed::{ReadHalf, WriteHalf};
 use super::sys;
 use super::TcpSocket;
 use crate::rt::reactor::{Direction, Registration};
@@ -159,6 +160,7 @@ impl TcpStream {
     }
 
     /// Wraps a connected `std` stream (it is switched to non-blocking mode).
+    /// `TcpStream::try_from(stream)` does the same.
     ///
     /// # Panics
     /// Outside a runtime.
@@ -283,6 +285,42 @@ impl TcpStream {
         super::split::split(Rc::new(self))
     }
 
+    /// Splits the stream into a read half and a write half that borrow it,
+    /// so one future can read while another writes, in the same task (e.g.
+    /// with `futures::join!`). Unlike [`into_split`](Self::into_split), no
+    /// `Rc` is allocated, and dropping the write half does not shut
+    /// anything down: the stream stays as it was.
+    ///
+    /// With `futures::AsyncReadExt` in scope, `stream.split()` calls that
+    /// trait's `split` instead (it takes the stream by value and comes
+    /// first in method lookup); write `TcpStream::split(&stream)` there.
+    ///
+    /// # Examples
+    /// Reading the reply while the request is still being written:
+    /// ```
+    /// # use xev::net::{TcpListener, TcpStream};
+    /// # xev::rt::block_on(async {
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = TcpStream::connect(listener.local_addr()?).await?;
+    /// # let (server, _) = listener.accept().await?;
+    /// let (read, write) = client.split();
+    /// let mut reply = [0; 4];
+    /// let (sent, received) = futures::join!(write.write_all(b"ping"), async {
+    ///     let mut request = [0; 4];
+    ///     server.read_exact(&mut request).await?;
+    ///     server.write_all(b"pong").await?;
+    ///     read.read_exact(&mut reply).await
+    /// });
+    /// sent?;
+    /// received?;
+    /// assert_eq!(&reply, b"pong");
+    /// # std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
+    pub fn split(&self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        super::split_borrowed::split(self)
+    }
+
     /// The local address of this end.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.local_addr()
@@ -305,6 +343,38 @@ impl fmt::Debug for TcpStream {
             .field("local_addr", &self.io.local_addr().ok())
             .field("peer_addr", &self.io.peer_addr().ok())
             .finish()
+    }
+}
+
+impl TryFrom<std::net::TcpStream> for TcpStream {
+    type Error = io::Error;
+
+    /// The same as [`TcpStream::from_std`]: switches the stream to
+    /// non-blocking mode and registers it with the current runtime.
+    ///
+    /// # Panics
+    /// Outside a runtime.
+    ///
+    /// # Examples
+    /// ```
+    /// use xev::net::{TcpListener, TcpStream};
+    ///
+    /// xev::rt::block_on(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     // A blocking connect, made before handing the stream to xev.
+    ///     let std_stream = std::net::TcpStream::connect(listener.local_addr()?)?;
+    ///     let client = TcpStream::try_from(std_stream)?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     client.write_all(b"hi").await?;
+    ///     let mut got = [0; 2];
+    ///     server.read_exact(&mut got).await?;
+    ///     assert_eq!(&got, b"hi");
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    fn try_from(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        TcpStream::from_std(stream)
     }
 }
 

@@ -45,9 +45,45 @@ impl TcpStream {
     }
 
     /// Sets `SO_LINGER`. `Some(Duration::ZERO)` makes closing the stream
-    /// reset the connection (RST) instead of a graceful FIN.
+    /// reset the connection (RST) instead of a graceful FIN (see
+    /// [`set_zero_linger`](Self::set_zero_linger)).
+    ///
+    /// A non-zero duration makes dropping the stream block the thread, and
+    /// so the runtime, until the unsent data is acknowledged or the time
+    /// runs out: prefer [`shutdown`](Self::shutdown) and reading to end of
+    /// stream.
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
         SockRef::from(&self.io).set_linger(linger)
+    }
+
+    /// Sets `SO_LINGER` to zero: dropping the stream aborts the connection
+    /// with a reset (RST) instead of the FIN handshake. Unsent data is
+    /// discarded, the peer's next read or write fails with
+    /// [`ConnectionReset`](io::ErrorKind::ConnectionReset), and this end
+    /// skips `TIME_WAIT`. Dropping never blocks.
+    ///
+    /// # Examples
+    /// Aborting a connection: the peer sees a reset, not end of stream.
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use std::time::Duration;
+    /// # use xev::net::{TcpListener, TcpStream};
+    /// # xev::rt::block_on(async {
+    /// # let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// # let client = TcpStream::connect(listener.local_addr()?).await?;
+    /// # let (server, _) = listener.accept().await?;
+    /// client.set_zero_linger()?;
+    /// assert_eq!(client.linger()?, Some(Duration::ZERO));
+    /// drop(client);
+    ///
+    /// let mut buf = [0; 16];
+    /// let error = server.read(&mut buf).await.unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::ConnectionReset);
+    /// # std::io::Result::Ok(())
+    /// # }).unwrap();
+    /// ```
+    pub fn set_zero_linger(&self) -> io::Result<()> {
+        self.set_linger(Some(Duration::ZERO))
     }
 
     /// The IP time-to-live of outgoing packets.
