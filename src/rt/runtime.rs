@@ -5,7 +5,9 @@
 //!    that wakes itself runs again next tick, after I/O and timers had
 //!    their turn;
 //! 2. poll the reactor: with a zero timeout if tasks are still queued,
-//!    otherwise until the next timer deadline (or forever);
+//!    otherwise until the next timer deadline (or forever); a paused clock
+//!    (feature `test-util`) jumps to the next deadline instead, if that
+//!    poll found nothing to do;
 //! 3. fire due timers;
 //! 4. move wakes that came from other threads onto the run queue.
 //!
@@ -20,7 +22,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, RawWakerVTable, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use slab::Slab;
 
@@ -28,6 +30,7 @@ use super::context;
 use super::reactor::Reactor;
 use super::task::{JoinHandle, Runnable, Task, TaskId, TaskWaker, MAIN_TASK};
 use super::timer::TimerQueue;
+use crate::time::clock::Clock;
 
 /// How many queued tasks one tick polls before it looks at I/O and timers.
 const BUDGET: usize = 128;
@@ -121,6 +124,8 @@ pub(crate) struct Core {
     next_generation: Cell<u32>,
     pub(crate) reactor: Reactor,
     pub(crate) timers: RefCell<TimerQueue>,
+    /// What timers are measured against: real time, unless paused.
+    pub(crate) clock: Clock,
     /// The task being polled, so the reactor can recognise its waker.
     running: Cell<Option<Running>>,
     /// Set once the runtime is being dropped.
@@ -258,32 +263,49 @@ impl Core {
     /// or just collects ready events if tasks are queued (or `backlog` says
     /// some are still waiting for their turn); then fires timers.
     fn park(&self, backlog: bool) {
-        let timeout = if !backlog
+        let idle = !backlog
             && self.run_queue.borrow().is_empty()
-            && !self.shared.notified.load(Ordering::Acquire)
-        {
-            self.timers
-                .borrow_mut()
-                .next_deadline()
-                .map(|deadline| deadline.saturating_duration_since(Instant::now()))
-        } else {
+            && !self.shared.notified.load(Ordering::Acquire);
+        let timeout = if !idle {
             Some(Duration::ZERO)
+        } else if self.clock.is_paused() {
+            // A paused clock does not move by itself: waiting brings no
+            // deadline nearer. Poll without blocking, then jump (below).
+            let next = self.timers.borrow_mut().next_deadline();
+            next.filter(|_| self.may_auto_advance())
+                .map(|_| Duration::ZERO)
+        } else {
+            self.timers.borrow_mut().wait_time(&self.clock)
         };
         self.reactor.poll(timeout, |id| self.wake_task(id));
+        if idle && self.clock.is_paused() && self.may_auto_advance() {
+            if let Some(deadline) = self.timers.borrow_mut().next_deadline() {
+                self.clock.advance_to(deadline);
+            }
+        }
         self.fire_timers();
         self.drain_remote_queue();
     }
 
-    /// Wakes the tasks whose timers are due. Reads the clock only if a timer
-    /// is armed.
-    fn fire_timers(&self) {
+    /// Whether a paused clock may jump to the next timer deadline: nothing
+    /// is queued and no wake from another thread is pending, after a reactor
+    /// poll that did not wait (ready I/O has queued its tasks by then). Work
+    /// finishing on another thread, such as a running `spawn_blocking`
+    /// closure, must hold it back too: its wake is on its way.
+    fn may_auto_advance(&self) -> bool {
+        self.run_queue.borrow().is_empty() && !self.shared.notified.load(Ordering::Acquire)
+    }
+
+    /// Wakes the tasks whose timers are due, in deadline order. Reads the
+    /// clock only if a timer is armed.
+    pub(crate) fn fire_timers(&self) {
         let mut wakers = Vec::new();
         {
             let mut timers = self.timers.borrow_mut();
             if timers.is_empty() {
                 return;
             }
-            timers.fire(Instant::now(), &mut wakers);
+            timers.fire(self.clock.now(), &mut wakers);
         }
         wakers.into_iter().for_each(Waker::wake);
     }
@@ -541,6 +563,8 @@ impl fmt::Debug for Runtime {
 #[derive(Debug, Clone)]
 pub struct Builder {
     event_capacity: usize,
+    /// Set by `start_paused` (feature `test-util`, in `time::clock`).
+    pub(crate) start_paused: bool,
 }
 
 impl Builder {
@@ -548,6 +572,7 @@ impl Builder {
     pub fn new() -> Builder {
         Builder {
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            start_paused: false,
         }
     }
 
@@ -574,13 +599,15 @@ impl Builder {
             notified: AtomicBool::new(false),
             unpark,
         });
+        let clock = Clock::new(self.start_paused);
         let core = Core {
             shared,
             run_queue: RefCell::new(Vec::new()),
             tasks: RefCell::new(Slab::new()),
             next_generation: Cell::new(0),
             reactor,
-            timers: RefCell::new(TimerQueue::new()),
+            timers: RefCell::new(TimerQueue::new(clock.now())),
+            clock,
             running: Cell::new(None),
             shutting_down: Cell::new(false),
             io_budget: Cell::new(IO_BUDGET),
