@@ -266,22 +266,14 @@ impl Core {
         let idle = !backlog
             && self.run_queue.borrow().is_empty()
             && !self.shared.notified.load(Ordering::Acquire);
-        let timeout = if !idle {
-            Some(Duration::ZERO)
-        } else if self.clock.is_paused() {
-            // A paused clock does not move by itself: waiting brings no
-            // deadline nearer. Poll without blocking, then jump (below).
-            let next = self.timers.borrow_mut().next_deadline();
-            next.filter(|_| self.may_auto_advance())
-                .map(|_| Duration::ZERO)
+        let timeout = if idle {
+            self.idle_timeout()
         } else {
-            self.timers.borrow_mut().wait_time(&self.clock)
+            Some(Duration::ZERO)
         };
         self.reactor.poll(timeout, |id| self.wake_task(id));
         if idle && self.clock.is_paused() && self.may_auto_advance() {
-            if let Some(deadline) = self.timers.borrow_mut().next_deadline() {
-                self.clock.advance_to(deadline);
-            }
+            self.advance_to_next_timer();
         }
         self.fire_timers();
         self.drain_remote_queue();
@@ -292,22 +284,8 @@ impl Core {
     /// poll that did not wait (ready I/O has queued its tasks by then). Work
     /// finishing on another thread, such as a running `spawn_blocking`
     /// closure, must hold it back too: its wake is on its way.
-    fn may_auto_advance(&self) -> bool {
+    pub(super) fn may_auto_advance(&self) -> bool {
         self.run_queue.borrow().is_empty() && !self.shared.notified.load(Ordering::Acquire)
-    }
-
-    /// Wakes the tasks whose timers are due, in deadline order. Reads the
-    /// clock only if a timer is armed.
-    pub(crate) fn fire_timers(&self) {
-        let mut wakers = Vec::new();
-        {
-            let mut timers = self.timers.borrow_mut();
-            if timers.is_empty() {
-                return;
-            }
-            timers.fire(self.clock.now(), &mut wakers);
-        }
-        wakers.into_iter().for_each(Waker::wake);
     }
 
     /// Drops every task, timer and socket waiter, on this thread.

@@ -13,6 +13,9 @@
 //! triples outnumber live timers. A timer found past its deadline before the
 //! loop fired it (polled late, or reset to an instant already past) is marked
 //! fired on the spot; its heap triple goes stale the same way.
+//!
+//! The loop's side is here too: how long `Core::park` may block for the
+//! next deadline, moving a paused clock to it, and firing what is due.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -21,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::runtime::Core;
 use crate::time::clock::Clock;
 
 /// Names an armed timer.
@@ -236,5 +240,42 @@ impl TimerQueue {
     /// Whether no timer is armed (fired ones not yet dropped count as armed).
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+impl Core {
+    /// How long the reactor may block when no task is ready: until the next
+    /// timer deadline, or for good (`None`). A paused clock does not move by
+    /// itself, so waiting would bring no deadline nearer: the reactor is
+    /// polled without blocking, and `park` then moves the clock.
+    pub(super) fn idle_timeout(&self) -> Option<Duration> {
+        let mut timers = self.timers.borrow_mut();
+        if self.clock.is_paused() {
+            let armed = timers.next_deadline().is_some();
+            return (armed && self.may_auto_advance()).then_some(Duration::ZERO);
+        }
+        timers.wait_time(&self.clock)
+    }
+
+    /// Moves a paused clock to the earliest armed timer's deadline.
+    pub(super) fn advance_to_next_timer(&self) {
+        let next = self.timers.borrow_mut().next_deadline();
+        if let Some(deadline) = next {
+            self.clock.advance_to(deadline);
+        }
+    }
+
+    /// Wakes the tasks whose timers are due, in deadline order. Reads the
+    /// clock only if a timer is armed.
+    pub(crate) fn fire_timers(&self) {
+        let mut wakers = Vec::new();
+        {
+            let mut timers = self.timers.borrow_mut();
+            if timers.is_empty() {
+                return;
+            }
+            timers.fire(self.clock.now(), &mut wakers);
+        }
+        wakers.into_iter().for_each(Waker::wake);
     }
 }
