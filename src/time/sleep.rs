@@ -98,14 +98,16 @@ impl Drop for ArmedTimer {
 ///
 /// # Panics
 /// A `Sleep` belongs to the runtime that first polls it (the one that arms
-/// its timer); polling it elsewhere is a mistake that would otherwise hang,
-/// so it panics, as tokio's timers do. While its deadline is in the future,
-/// a poll panics:
-/// - outside a runtime (a deadline already past completes there);
-/// - after its runtime was dropped: its timer can never fire (awaiting it
-///   again would wait forever, and completing would end the wait early);
-/// - on another runtime than its own (two runtimes used one after the other
-///   on one thread): its own runtime is not running, so it would never fire.
+/// its timer). Polling it where that runtime cannot fire it is a mistake
+/// that would otherwise hang or end the wait early, so it panics, as tokio's
+/// timers do:
+/// - after its runtime was dropped: its timer can never fire;
+/// - while its deadline is still ahead, outside a runtime, or on another
+///   runtime than its own (two runtimes used one after the other on one
+///   thread): its own runtime is not running, so it would never fire.
+///
+/// A sleep whose deadline has passed completes anywhere, as long as its
+/// runtime is alive.
 ///
 /// # Examples
 /// One deadline over many steps, awaited through `&mut` at each of them:
