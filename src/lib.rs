@@ -77,7 +77,8 @@
 //! mio) until a socket is ready, the next timer is due, or another thread wakes
 //! a task. The ready socket's waker then schedules exactly the task waiting on
 //! it. Timers ([`time::sleep`], [`time::timeout`], [`time::interval`]) have one
-//! millisecond resolution and never fire early.
+//! millisecond resolution and never fire early; they belong to the runtime
+//! that first polls them, and run on its clock, [`time::now`].
 //!
 //! **Fairness.** Each turn of the loop polls the tasks that were ready when
 //! it began (a bounded batch), then checks for I/O and timers: a task that
@@ -187,7 +188,8 @@
 //! | tokio | xev | notes |
 //! |---|---|---|
 //! | `#[tokio::main(flavor = "current_thread")]` | [`#[xev::main]`](main) | |
-//! | `#[tokio::test]` | [`#[xev::test]`](test) | `#[xev::test(timeout_ms = 2000)]` bounds a test |
+//! | `#[tokio::test]` | [`#[xev::test]`](test) | `#[xev::test(timeout_ms = 2000)]` bounds a test (in real time) |
+//! | `#[tokio::test(start_paused = true)]`, `time::{pause, resume, advance}` | the same, with feature `test-util` | a paused clock jumps to the next timer when idle |
 //! | `runtime::Builder::new_current_thread().enable_all().build()` | [`rt::Runtime::builder().build()`](rt::Runtime::builder) | I/O and timers are always on |
 //! | `Runtime::block_on(&self, f)` | [`rt::Runtime::block_on`], [`rt::block_on`] | `rt::block_on` builds a runtime for the call |
 //! | `tokio::spawn`, `task::spawn_local` + `LocalSet` | [`rt::spawn`] | no `Send` bound, no `LocalSet` |
@@ -198,7 +200,8 @@
 //! | `task::yield_now` | [`rt::yield_now`] | |
 //! | `task::spawn_blocking` | [`rt::spawn_blocking`] | a pool per runtime; dropping the runtime does not wait for it |
 //! | `time::sleep`, `sleep_until`, `timeout`, `timeout_at` | [`time::sleep`], [`time::sleep_until`], [`time::timeout`], [`time::timeout_at`] | `Err(Elapsed)` on timeout |
-//! | `time::interval(p)` + `.tick().await` | [`time::interval`] + [`tick`](time::Interval::tick) | also a `Stream`; a late interval catches up (tokio's default `Burst`) |
+//! | `time::interval(p)` + `.tick().await` | [`time::interval`] + [`tick`](time::Interval::tick) | also a `Stream`; [`time::MissedTickBehavior`] and the `reset` methods as tokio's |
+//! | `time::Instant::now()` | [`time::now()`](time::now) | `time::Instant` is `std::time::Instant` |
 //! | `net::TcpListener::bind(a).await` | [`net::TcpListener::bind(a)`](net::TcpListener::bind) | not async; `SO_REUSEADDR` set |
 //! | `listener.accept().await` | [`listener.accept().await`](net::TcpListener::accept) | also [`incoming()`](net::TcpListener::incoming), a `Stream` |
 //! | `net::TcpStream::connect(a).await` | [`net::TcpStream::connect(a).await`](net::TcpStream::connect) | |

@@ -1,16 +1,23 @@
 //! Timers (`xev::time`): sleep bounds, rounding, cancellation, scale,
-//! `timeout` and `interval`. Each test pins one promise of DESIGN §2.
+//! `timeout` and `interval` (with its missed-tick behaviours and resets),
+//! and timers polled on the wrong runtime. Each test pins one promise of
+//! DESIGN §2 or §10.
 //!
 //! Every test body runs under `xev::time::timeout`, so a timer that never
 //! fires fails the test instead of hanging CI.
 
 use std::future::{poll_fn, Future};
-use std::panic;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use futures::task::noop_waker_ref;
 use futures::{poll, StreamExt};
-use xev::time::{interval, sleep, sleep_until, timeout, Sleep};
+use xev::rt::Runtime;
+use xev::time::{
+    interval, interval_at, sleep, sleep_until, timeout, Interval, MissedTickBehavior, Sleep,
+};
 
 /// The most any test body may take before it counts as hung.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -49,6 +56,35 @@ async fn count_polls(mut sleep: Sleep) -> usize {
     })
     .await;
     polls
+}
+
+/// Polls `ticks` once, with the calling task's waker.
+async fn try_tick(ticks: &mut Interval) -> Poll<Instant> {
+    poll!(poll_fn(|cx| ticks.poll_tick(cx)))
+}
+
+/// Polls `future` once with a waker that does nothing, outside any runtime.
+fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    Pin::new(future).poll(&mut Context::from_waker(noop_waker_ref()))
+}
+
+/// The message of a caught panic.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default()
+}
+
+/// A sleep armed (polled once) on `rt`, due in an hour.
+#[allow(clippy::async_yields_async)] // the sleep is handed out to be polled elsewhere
+fn sleep_armed_on(rt: &Runtime) -> Sleep {
+    rt.block_on(async {
+        let mut sleep = sleep(Duration::from_secs(3600));
+        assert!(poll!(&mut sleep).is_pending());
+        sleep
+    })
 }
 
 /// CPU time (user + system) this thread has used so far.
@@ -199,11 +235,129 @@ fn polling_a_sleep_outside_a_runtime_panics_naming_block_on() {
         futures::executor::block_on(sleep(Duration::from_millis(10)));
     })
     .unwrap_err();
-    let message = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_default();
+    let message = panic_message(payload);
+    assert!(message.contains("block_on"), "unhelpful message: {message}");
+}
+
+#[test]
+fn sleep_reset_to_past_deadline_is_ready_at_next_poll() {
+    block_on_bounded(async {
+        // Armed in the timer queue, then moved into the past.
+        let mut sleep = sleep(Duration::from_secs(3600));
+        assert!(poll!(&mut sleep).is_pending());
+        sleep.reset(Instant::now() - Duration::from_millis(1));
+        assert!(poll!(&mut sleep).is_ready(), "needed a loop turn");
+
+        // Fired, reset into the future (armed again), then into the past.
+        sleep.reset(Instant::now() + Duration::from_secs(3600));
+        assert!(poll!(&mut sleep).is_pending());
+        sleep.reset(Instant::now());
+        assert!(poll!(&mut sleep).is_ready(), "needed a loop turn");
+    });
+}
+
+#[test]
+fn sleep_past_its_deadline_is_ready_at_next_poll_before_the_loop_fires_it() {
+    block_on_bounded(async {
+        let mut sleep = sleep(Duration::from_millis(2));
+        assert!(poll!(&mut sleep).is_pending());
+        // The thread is busy: the deadline passes with no loop turn.
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(poll!(&mut sleep).is_ready(), "needed a loop turn");
+    });
+}
+
+#[test]
+fn sleep_reset_to_past_deadline_wakes_the_task_waiting_for_it() {
+    block_on_bounded(async {
+        let shared = std::rc::Rc::new(std::cell::RefCell::new(sleep(Duration::from_secs(3600))));
+        let waiter = xev::rt::spawn({
+            let shared = shared.clone();
+            poll_fn(move |cx| Pin::new(&mut *shared.borrow_mut()).poll(cx))
+        });
+        xev::rt::yield_now().await; // the waiter arms the sleep
+        assert!(!waiter.is_finished());
+        shared.borrow_mut().reset(Instant::now());
+        timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("the waiting task was never woken")
+            .unwrap();
+    });
+}
+
+// ---------------------------------------------------------------------------
+// A timer on the wrong runtime
+
+#[test]
+fn sleep_polled_after_its_runtime_dropped_panics() {
+    let rt = Runtime::new().unwrap();
+    let mut sleep = sleep_armed_on(&rt);
+    drop(rt);
+    // Outside any runtime...
+    let payload = panic::catch_unwind(AssertUnwindSafe(|| poll_once(&mut sleep))).unwrap_err();
+    let message = panic_message(payload);
+    assert!(message.contains("dropped"), "unhelpful message: {message}");
+    // ...and inside a new one.
+    let payload = panic::catch_unwind(AssertUnwindSafe(|| {
+        xev::rt::block_on(timeout(Duration::from_secs(1), &mut sleep))
+    }))
+    .unwrap_err();
+    let message = panic_message(payload);
+    assert!(message.contains("dropped"), "unhelpful message: {message}");
+}
+
+#[test]
+fn timeout_and_interval_polled_after_their_runtime_dropped_panic() {
+    let rt = Runtime::new().unwrap();
+    let (mut limited, mut ticks) = rt.block_on(async {
+        let mut limited = timeout(Duration::from_secs(3600), std::future::pending::<()>());
+        assert!(poll!(&mut limited).is_pending());
+        let mut ticks = interval(Duration::from_secs(3600));
+        ticks.tick().await; // at once
+        assert!(try_tick(&mut ticks).await.is_pending());
+        (limited, ticks)
+    });
+    drop(rt);
+    let payload = panic::catch_unwind(AssertUnwindSafe(|| poll_once(&mut limited))).unwrap_err();
+    assert!(panic_message(payload).contains("dropped"));
+    let payload = panic::catch_unwind(AssertUnwindSafe(|| {
+        poll_once(&mut poll_fn(|cx| ticks.poll_tick(cx)))
+    }))
+    .unwrap_err();
+    assert!(panic_message(payload).contains("dropped"));
+    // A timeout whose future is ready still returns its output.
+    let mut ready = timeout(Duration::from_secs(1), std::future::ready(7));
+    assert_eq!(poll_once(&mut ready), Poll::Ready(Ok(7)));
+}
+
+#[test]
+fn sleep_polled_on_another_runtime_panics() {
+    let first = Runtime::new().unwrap();
+    let second = Runtime::new().unwrap();
+    let mut sleep = sleep_armed_on(&first);
+    // Bounded: before the check, this waited forever for `first`.
+    let payload = panic::catch_unwind(AssertUnwindSafe(|| {
+        second.block_on(timeout(Duration::from_secs(2), &mut sleep))
+    }))
+    .unwrap_err();
+    let message = panic_message(payload);
+    assert!(
+        message.contains("another xev runtime"),
+        "unhelpful message: {message}"
+    );
+    // On its own runtime the sleep still works.
+    first.block_on(async {
+        sleep.reset(Instant::now() + Duration::from_millis(2));
+        timeout(LIMIT, &mut sleep).await.unwrap();
+    });
+}
+
+#[test]
+fn armed_sleep_polled_outside_any_runtime_panics_naming_block_on() {
+    let rt = Runtime::new().unwrap();
+    let mut sleep = sleep_armed_on(&rt);
+    let payload = panic::catch_unwind(AssertUnwindSafe(|| poll_once(&mut sleep))).unwrap_err();
+    let message = panic_message(payload);
     assert!(message.contains("block_on"), "unhelpful message: {message}");
 }
 
@@ -379,5 +533,145 @@ fn interval_is_a_stream_of_instants() {
         }
         let mut stream = interval(PERIOD);
         assert!(stream.next().await.is_some());
+    });
+}
+
+#[test]
+fn interval_burst_yields_missed_ticks_back_to_back() {
+    const PERIOD: Duration = Duration::from_millis(10);
+    block_on_bounded(async {
+        let start = Instant::now();
+        let mut ticks = interval_at(start, PERIOD);
+        assert_eq!(ticks.missed_tick_behavior(), MissedTickBehavior::Burst);
+        assert_eq!(ticks.tick().await, start);
+        // Waited for: the timer is armed in the runtime's queue.
+        assert_eq!(ticks.tick().await, start + PERIOD);
+        // The task is busy: the ticks due at 20, 30, 40 and 50 ms are missed.
+        std::thread::sleep(PERIOD * 4 + PERIOD / 2);
+        for k in 2..=5 {
+            match try_tick(&mut ticks).await {
+                Poll::Ready(at) => assert_eq!(at, start + PERIOD * k, "tick {k}"),
+                Poll::Pending => panic!("missed tick {k} was not ready at once"),
+            }
+        }
+    });
+}
+
+#[test]
+fn interval_delay_schedules_the_tick_after_a_late_one_a_full_period_later() {
+    const PERIOD: Duration = Duration::from_millis(50);
+    block_on_bounded(async {
+        let mut ticks = interval(PERIOD);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        assert_eq!(ticks.missed_tick_behavior(), MissedTickBehavior::Delay);
+        ticks.tick().await;
+        ticks.tick().await;
+        std::thread::sleep(PERIOD * 3 + PERIOD / 2);
+        let before = Instant::now();
+        let late = try_tick(&mut ticks).await;
+        let after = Instant::now();
+        assert!(matches!(late, Poll::Ready(at) if at < before), "{late:?}");
+        // No burst (the next scheduled tick was already past): the next
+        // tick is a full period after the late one.
+        let next = ticks.tick().await;
+        assert!(
+            next >= before + PERIOD && next <= after + PERIOD,
+            "next tick {:?} after the late one, not a period",
+            next - before
+        );
+    });
+}
+
+#[test]
+fn interval_skip_drops_missed_ticks_and_keeps_the_schedule() {
+    const PERIOD: Duration = Duration::from_millis(50);
+    block_on_bounded(async {
+        let start = Instant::now();
+        let mut ticks = interval_at(start, PERIOD);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        ticks.tick().await;
+        ticks.tick().await;
+        std::thread::sleep(PERIOD * 3 + PERIOD / 2);
+        let before = Instant::now();
+        let late = try_tick(&mut ticks).await;
+        let after = Instant::now();
+        assert!(matches!(late, Poll::Ready(at) if at < before), "{late:?}");
+        // No burst (those ticks were already past): the next one is still to come.
+        let next = ticks.tick().await;
+        assert_eq!(
+            (next - start).as_nanos() % PERIOD.as_nanos(),
+            0,
+            "the next tick left the original schedule"
+        );
+        assert!(next > before && next <= after + PERIOD, "{next:?}");
+    });
+}
+
+#[test]
+fn interval_reset_immediately_makes_the_next_tick_ready_at_once() {
+    block_on_bounded(async {
+        let period = Duration::from_secs(3600);
+        let mut ticks = interval(period);
+        ticks.tick().await;
+        assert!(try_tick(&mut ticks).await.is_pending());
+        let before = Instant::now();
+        ticks.reset_immediately();
+        let Poll::Ready(at) = try_tick(&mut ticks).await else {
+            panic!("the tick after reset_immediately was not ready at once");
+        };
+        assert!(at >= before && at <= Instant::now());
+        // The one after it is a period later.
+        assert!(try_tick(&mut ticks).await.is_pending());
+    });
+}
+
+#[test]
+fn interval_reset_makes_the_next_tick_a_full_period_from_now() {
+    const PERIOD: Duration = Duration::from_millis(30);
+    block_on_bounded(async {
+        let mut ticks = interval(PERIOD);
+        ticks.tick().await;
+        sleep(Duration::from_millis(10)).await;
+        let before = Instant::now();
+        ticks.reset();
+        let after = Instant::now();
+        let at = ticks.tick().await;
+        assert!(at >= before + PERIOD && at <= after + PERIOD, "{at:?}");
+        assert!(Instant::now() >= at);
+        assert_eq!(ticks.tick().await, at + PERIOD);
+    });
+}
+
+#[test]
+fn interval_reset_after_makes_the_next_tick_due_that_long_from_now() {
+    block_on_bounded(async {
+        let mut ticks = interval(Duration::from_secs(3600));
+        ticks.tick().await;
+        let after_by = Duration::from_millis(15);
+        let before = Instant::now();
+        ticks.reset_after(after_by);
+        let after = Instant::now();
+        let at = ticks.tick().await;
+        assert!(at >= before + after_by && at <= after + after_by, "{at:?}");
+        assert!(Instant::now() >= at);
+    });
+}
+
+#[test]
+fn interval_reset_at_makes_the_next_tick_due_at_that_instant() {
+    const PERIOD: Duration = Duration::from_millis(5);
+    block_on_bounded(async {
+        let mut ticks = interval(PERIOD);
+        ticks.tick().await;
+        // Further away than a period.
+        let deadline = Instant::now() + Duration::from_millis(20);
+        ticks.reset_at(deadline);
+        assert_eq!(ticks.tick().await, deadline);
+        assert!(Instant::now() >= deadline);
+        assert_eq!(ticks.tick().await, deadline + PERIOD);
+        // In the past: ready at once, reporting that instant.
+        let past = Instant::now() - Duration::from_millis(1);
+        ticks.reset_at(past);
+        assert_eq!(try_tick(&mut ticks).await, Poll::Ready(past));
     });
 }

@@ -18,9 +18,10 @@
 #![forbid(unsafe_code)]
 
 use proc_macro::TokenStream;
-use proc_macro2::TokenStream as TokenStream2;
+use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned};
-use syn::{parse::Parser, Expr, ExprLit, ItemFn, Lit, LitStr, Path};
+use syn::spanned::Spanned;
+use syn::{parse::Parser, Expr, ExprLit, ItemFn, Lit, LitBool, LitStr, Path};
 
 /// Runs an `async fn main` on the xev runtime.
 ///
@@ -73,6 +74,12 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// async fn slow() {
 ///     xev::time::sleep(std::time::Duration::from_millis(10)).await;
 /// }
+///
+/// // The clock is paused: an hour's sleep takes no real time (feature `test-util`).
+/// #[xev::test(start_paused = true, timeout_ms = 2000)]
+/// async fn an_hour() {
+///     xev::time::sleep(std::time::Duration::from_secs(3600)).await;
+/// }
 /// ```
 ///
 /// Other attributes on the function (`#[should_panic]`, `#[ignore]`, doc
@@ -84,7 +91,14 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// - `timeout_ms = N`: fail the test with a panic if the body has not
 ///   completed after `N` milliseconds (`N` is a positive integer literal).
-///   The body is dropped at that point, on the runtime's thread.
+///   The body is dropped at that point, on the runtime's thread. This is
+///   real time, even when the runtime's clock is paused.
+/// - `start_paused = true`: the runtime's clock starts paused, as if
+///   `xev::time::pause()` were the body's first line, so sleeps and timeouts
+///   jump ahead as soon as the runtime is idle (see `xev::time::pause`).
+///   Needs xev's feature `test-util`; without it the test does not compile,
+///   with the error "`start_paused = true` needs xev's `test-util` feature".
+///   `start_paused = false` is the default.
 /// - `crate = "path"`: the path of the xev crate, for when it is re-exported
 ///   under another name. Default `::xev`.
 #[proc_macro_attribute]
@@ -114,6 +128,9 @@ struct Options {
     krate: Path,
     /// `timeout_ms = N`, tests only.
     timeout_ms: Option<u64>,
+    /// `start_paused = true`, tests only: where it was written, for the
+    /// error if xev's `test-util` feature is off.
+    start_paused: Option<Span>,
 }
 
 fn expand(kind: Kind, args: TokenStream2, item: TokenStream2) -> TokenStream2 {
@@ -154,6 +171,8 @@ fn with_error(item: TokenStream2, err: syn::Error) -> TokenStream2 {
 fn parse_options(kind: Kind, args: TokenStream2) -> syn::Result<Options> {
     let mut krate: Option<Path> = None;
     let mut timeout_ms: Option<u64> = None;
+    let mut start_paused: Option<bool> = None;
+    let mut start_paused_span = Span::call_site();
     let parser = syn::meta::parser(|meta| {
         // Each option's span is its name, so errors point at what to change.
         let name = &meta.path;
@@ -185,11 +204,31 @@ fn parse_options(kind: Kind, args: TokenStream2) -> syn::Result<Options> {
                 return Err(duplicate());
             }
             timeout_ms = Some(parse_timeout(&meta.value()?.parse()?)?);
+        } else if name.is_ident("start_paused") {
+            if kind == Kind::Main {
+                return Err(meta.error(
+                    "`start_paused` is only supported on `#[xev::test]`: \
+                     a paused clock is for tests",
+                ));
+            }
+            if start_paused.is_some() {
+                return Err(duplicate());
+            }
+            start_paused_span = name.span();
+            let msg = "`start_paused` must be `true` or `false`, as in `start_paused = true`";
+            let value: Expr = meta.value()?.parse()?;
+            match &value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Bool(LitBool { value, .. }),
+                    ..
+                }) => start_paused = Some(*value),
+                _ => return Err(syn::Error::new_spanned(value, msg)),
+            }
         } else {
             let name = quote!(#name).to_string().replace(' ', "");
             let known = match kind {
                 Kind::Main => "the only option is `crate`",
-                Kind::Test => "the options are `timeout_ms` and `crate`",
+                Kind::Test => "the options are `timeout_ms`, `start_paused` and `crate`",
             };
             return Err(meta.error(format!(
                 "unknown option `{name}` for `{}`; {known}",
@@ -202,6 +241,7 @@ fn parse_options(kind: Kind, args: TokenStream2) -> syn::Result<Options> {
     Ok(Options {
         krate: krate.unwrap_or_else(|| syn::parse_quote!(::xev)),
         timeout_ms,
+        start_paused: start_paused.unwrap_or(false).then_some(start_paused_span),
     })
 }
 
@@ -291,21 +331,30 @@ fn generate(kind: Kind, func: ItemFn, options: &Options) -> TokenStream2 {
     let body = match options.timeout_ms {
         None => quote! { async move #block },
         Some(ms) => {
+            // Real time, even when the runtime's clock is paused.
             let message = format!("test `{}` timed out after {ms} ms", sig.ident);
             quote! {
                 async move {
-                    match #krate::time::timeout(
+                    match #krate::time::test_support::real_time_limit(
                         ::std::time::Duration::from_millis(#ms),
                         async move #block,
                     )
                     .await
                     {
-                        ::core::result::Result::Ok(output) => output,
-                        ::core::result::Result::Err(_) => ::core::panic!(#message),
+                        ::core::option::Option::Some(output) => output,
+                        ::core::option::Option::None => ::core::panic!(#message),
                     }
                 }
             }
         }
+    };
+    // A paused clock needs xev's `test-util` feature: without it the trait
+    // has no impl, and its error message, on `start_paused`, says so.
+    let block_on = match options.start_paused {
+        None => quote! { #krate::rt::block_on },
+        Some(span) => quote_spanned! {span=>
+            <() as #krate::time::test_support::StartPaused>::runtime().block_on
+        },
     };
     let test_attr = match kind {
         Kind::Main => quote! {},
@@ -319,7 +368,7 @@ fn generate(kind: Kind, func: ItemFn, options: &Options) -> TokenStream2 {
         #test_attr
         #(#attrs)*
         #vis #sig {
-            let #output = #krate::rt::block_on(#body);
+            let #output = #block_on(#body);
             #output
         }
     }

@@ -20,6 +20,8 @@ pub struct Builder {
     pub(crate) event_capacity: usize,
     pub(crate) max_blocking_threads: usize,
     pub(crate) thread_keep_alive: Duration,
+    /// Set by `start_paused` (feature `test-util`, in `time::clock`).
+    pub(crate) start_paused: bool,
 }
 
 impl Builder {
@@ -29,6 +31,7 @@ impl Builder {
             event_capacity: DEFAULT_EVENT_CAPACITY,
             max_blocking_threads: DEFAULT_MAX_THREADS,
             thread_keep_alive: DEFAULT_KEEP_ALIVE,
+            start_paused: false,
         }
     }
 

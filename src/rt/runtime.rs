@@ -6,7 +6,9 @@
 //!    again next tick, after I/O and timers had their turn (the invariants
 //!    are in [`run_queue`](super::run_queue));
 //! 2. poll the reactor: with a zero timeout if tasks are still queued,
-//!    otherwise until the next timer deadline (or forever);
+//!    otherwise until the next timer deadline (or forever); a paused clock
+//!    (feature `test-util`) jumps to the next deadline instead, if that
+//!    poll found nothing to do;
 //! 3. fire due timers;
 //! 4. move wakes that came from other threads onto the run queue.
 //!
@@ -21,7 +23,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, RawWakerVTable, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use slab::Slab;
 
@@ -36,6 +38,7 @@ use super::reactor::Reactor;
 use super::run_queue::{Batch, RunQueue};
 use super::task::{Runnable, Task, TaskId, TaskWaker, MAIN_TASK};
 use super::timer::TimerQueue;
+use crate::time::clock::Clock;
 
 /// How many I/O operations that find their socket ready one poll of a task
 /// may run before they start returning `Pending` (with the task woken): a
@@ -159,6 +162,8 @@ pub(crate) struct Core {
     next_generation: Cell<u32>,
     pub(crate) reactor: Reactor,
     pub(crate) timers: RefCell<TimerQueue>,
+    /// What timers are measured against: real time, unless paused.
+    pub(crate) clock: Clock,
     /// The task being polled, so the reactor can recognise its waker.
     running: Cell<Option<Running>>,
     /// Set once the runtime is being dropped.
@@ -342,34 +347,30 @@ impl Core {
     /// or just collects ready events if tasks are queued (or `backlog` says
     /// some are still waiting for their turn); then fires timers.
     fn park(&self, backlog: bool) {
-        let timeout = if !backlog
-            && self.run_queue.is_empty()
-            && !self.shared.notified.load(Ordering::Acquire)
-        {
-            self.timers
-                .borrow_mut()
-                .next_deadline()
-                .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+        let idle =
+            !backlog && self.run_queue.is_empty() && !self.shared.notified.load(Ordering::Acquire);
+        let timeout = if idle {
+            self.idle_timeout()
         } else {
             Some(Duration::ZERO)
         };
         self.reactor.poll(timeout, |id| self.wake_task(id));
+        if idle && self.clock.is_paused() && self.may_auto_advance() {
+            self.advance_to_next_timer();
+        }
         self.fire_timers();
         self.drain_remote_queue();
     }
 
-    /// Wakes the tasks whose timers are due. Reads the clock only if a timer
-    /// is armed.
-    fn fire_timers(&self) {
-        let mut wakers = Vec::new();
-        {
-            let mut timers = self.timers.borrow_mut();
-            if timers.is_empty() {
-                return;
-            }
-            timers.fire(Instant::now(), &mut wakers);
-        }
-        wakers.into_iter().for_each(Waker::wake);
+    /// Whether a paused clock may jump to the next timer deadline: nothing
+    /// is queued and no wake from another thread is pending, after a reactor
+    /// poll that did not wait (ready I/O has queued its tasks by then), and
+    /// no `spawn_blocking` closure is queued or running: its result is work
+    /// on its way, and its completion wakes the loop.
+    pub(super) fn may_auto_advance(&self) -> bool {
+        self.run_queue.is_empty()
+            && !self.shared.notified.load(Ordering::Acquire)
+            && self.blocking_in_flight() == 0
     }
 
     /// Drops every task, timer and socket waiter, on this thread.
@@ -580,13 +581,15 @@ impl Runtime {
             unpark,
             blocking,
         });
+        let clock = Clock::new(builder.start_paused);
         let core = Core {
             shared,
             run_queue: RunQueue::new(),
             tasks: RefCell::new(Slab::new()),
             next_generation: Cell::new(0),
             reactor,
-            timers: RefCell::new(TimerQueue::new()),
+            timers: RefCell::new(TimerQueue::new(clock.now())),
+            clock,
             running: Cell::new(None),
             shutting_down: Cell::new(false),
             ids: IdBlock::new(),

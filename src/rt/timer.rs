@@ -1,13 +1,21 @@
 //! Timers: a binary heap of deadlines with lazy cancellation.
 //!
-//! Deadlines are kept in whole milliseconds since the queue was made
-//! ("ticks"), rounded up, so a timer never fires early and a sub-millisecond
-//! wait never turns into a zero-timeout poll. Each armed timer owns a slab
-//! entry (its waker and whether it fired); the heap only orders
-//! `(tick, key, generation)` triples. Dropping a timer frees its slab entry in
-//! O(1) and leaves its heap triple behind, recognised as stale by its
-//! generation when it reaches the top, or swept when stale triples
-//! outnumber live timers.
+//! Deadlines are kept exactly (nanoseconds since the queue was made), and a
+//! timer fires once the runtime's clock has reached its deadline, never
+//! before. The loop blocks until the earliest deadline in whole
+//! milliseconds, rounded up, so a sub-millisecond wait parks the thread for
+//! about a millisecond instead of turning into a zero-timeout poll.
+//!
+//! Each armed timer owns a slab entry (its waker and its [`TimerState`]); the
+//! heap only orders `(deadline, key, generation)` triples. Dropping a timer
+//! frees its slab entry in O(1) and leaves its heap triple behind, recognised
+//! as stale by its generation when it reaches the top, or swept when stale
+//! triples outnumber live timers. A timer found past its deadline before the
+//! loop fired it (polled late, or reset to an instant already past) is marked
+//! fired on the spot; its heap triple goes stale the same way.
+//!
+//! The loop's side is here too: how long `Core::park` may block for the
+//! next deadline, moving a paused clock to it, and firing what is due.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -16,6 +24,9 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::runtime::Core;
+use crate::time::clock::Clock;
+
 /// Names an armed timer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TimerKey {
@@ -23,58 +34,66 @@ pub(crate) struct TimerKey {
     generation: u64,
 }
 
+/// Where a timer stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimerState {
+    /// Waiting in the heap for its deadline.
+    Armed,
+    /// Its deadline has passed.
+    Fired,
+    /// Its runtime was dropped: it never fires, and polling it is a bug.
+    Orphaned,
+}
+
 struct TimerEntry {
     /// Changes on every re-arm, so the heap triples of earlier arms go stale.
     generation: u64,
     waker: Option<Waker>,
-    fired: bool,
+    state: TimerState,
 }
 
 pub(crate) struct TimerQueue {
-    /// Tick zero.
+    /// Deadline zero: the clock's reading when the runtime was built.
     origin: Instant,
     heap: BinaryHeap<Reverse<(u64, usize, u64)>>,
     entries: Slab<TimerEntry>,
     next_generation: u64,
+    /// Set when the runtime is dropped: no timer is armed again.
+    shut_down: bool,
 }
 
 impl TimerQueue {
-    pub(crate) fn new() -> TimerQueue {
+    pub(crate) fn new(origin: Instant) -> TimerQueue {
         TimerQueue {
-            origin: Instant::now(),
+            origin,
             heap: BinaryHeap::new(),
             entries: Slab::new(),
             next_generation: 0,
+            shut_down: false,
         }
     }
 
-    /// The first tick at or after `deadline`.
-    fn tick_at_or_after(&self, deadline: Instant) -> u64 {
-        let since = deadline.saturating_duration_since(self.origin);
-        let millis = since.as_millis() + u128::from(since.subsec_nanos() % 1_000_000 != 0);
-        u64::try_from(millis).unwrap_or(u64::MAX)
+    /// `instant` as nanoseconds since the origin (an instant before it is 0).
+    fn nanos(&self, instant: Instant) -> u64 {
+        u64::try_from(instant.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// The last tick at or before `now`.
-    fn tick_at_or_before(&self, now: Instant) -> u64 {
-        u64::try_from(now.saturating_duration_since(self.origin).as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn instant_of(&self, tick: u64) -> Instant {
+    fn instant_of(&self, nanos: u64) -> Instant {
         self.origin
-            .checked_add(Duration::from_millis(tick))
-            .unwrap_or_else(|| self.origin + Duration::from_secs(86_400 * 365 * 30))
+            .checked_add(Duration::from_nanos(nanos))
+            .unwrap_or_else(|| crate::time::far_future(self.origin))
     }
 
-    /// Arms entry `key` for `tick` under a new generation. The entry is
+    /// Arms entry `key` for `deadline` under a new generation. The entry is
     /// updated before the heap may be swept, so the sweep keeps its triple.
-    fn arm(&mut self, key: usize, tick: u64) -> TimerKey {
+    fn arm(&mut self, key: usize, deadline: Instant) -> TimerKey {
+        let at = self.nanos(deadline);
         let generation = self.next_generation;
         self.next_generation += 1;
         let entry = &mut self.entries[key];
         entry.generation = generation;
-        entry.fired = false;
-        self.heap.push(Reverse((tick, key, generation)));
+        entry.state = TimerState::Armed;
+        self.heap.push(Reverse((at, key, generation)));
         if self.heap.len() > 64 && self.heap.len() > 2 * self.entries.len() {
             self.sweep();
         }
@@ -83,32 +102,55 @@ impl TimerQueue {
 
     /// Arms a timer for `deadline`.
     pub(crate) fn insert(&mut self, deadline: Instant, waker: Waker) -> TimerKey {
-        let tick = self.tick_at_or_after(deadline);
         let key = self.entries.insert(TimerEntry {
             generation: 0,
             waker: Some(waker),
-            fired: false,
+            state: TimerState::Armed,
         });
-        self.arm(key, tick)
+        self.arm(key, deadline)
     }
 
-    /// Re-arms `timer` for a new deadline; returns its new key.
-    pub(crate) fn reset(&mut self, timer: TimerKey, deadline: Instant) -> TimerKey {
-        let tick = self.tick_at_or_after(deadline);
-        self.arm(timer.key, tick)
-    }
-
-    /// Whether `timer` fired; if not, `waker` is stored to be woken when it does.
-    pub(crate) fn poll_fired(&mut self, timer: TimerKey, waker: &Waker) -> bool {
-        let entry = &mut self.entries[timer.key];
-        if entry.fired {
-            return true;
+    /// Moves `timer` to `deadline`, given the clock reads `now`; returns its
+    /// new key, and the waker to wake if the timer was waiting and the new
+    /// deadline has already passed (it is then fired at once). A timer whose
+    /// runtime is gone stays orphaned.
+    pub(crate) fn reset(
+        &mut self,
+        timer: TimerKey,
+        deadline: Instant,
+        now: Instant,
+    ) -> (TimerKey, Option<Waker>) {
+        if self.shut_down {
+            return (timer, None);
         }
+        if deadline <= now {
+            return (timer, self.expire(timer));
+        }
+        (self.arm(timer.key, deadline), None)
+    }
+
+    pub(crate) fn state(&self, timer: TimerKey) -> TimerState {
+        self.entries[timer.key].state
+    }
+
+    /// Marks an armed timer fired because its deadline has passed, before the
+    /// loop got to it; returns the waker it held.
+    pub(crate) fn expire(&mut self, timer: TimerKey) -> Option<Waker> {
+        let entry = &mut self.entries[timer.key];
+        if entry.state != TimerState::Armed {
+            return None;
+        }
+        entry.state = TimerState::Fired;
+        entry.waker.take()
+    }
+
+    /// Stores `waker`, to be woken when `timer` fires.
+    pub(crate) fn register(&mut self, timer: TimerKey, waker: &Waker) {
+        let entry = &mut self.entries[timer.key];
         match &entry.waker {
             Some(stored) if stored.will_wake(waker) => {}
             _ => entry.waker = Some(waker.clone()),
         }
-        false
     }
 
     /// Disarms `timer`; it never fires.
@@ -123,26 +165,38 @@ impl TimerQueue {
 
     /// When the earliest armed timer is due.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(&Reverse((tick, key, generation))) = self.heap.peek() {
+        while let Some(&Reverse((at, key, generation))) = self.heap.peek() {
             if self.is_live(key, generation) {
-                return Some(self.instant_of(tick));
+                return Some(self.instant_of(at));
             }
             self.heap.pop();
         }
         None
     }
 
-    /// Marks every timer due at `now` as fired and collects its waker.
+    /// How long the loop may block before the earliest armed timer is due,
+    /// in whole milliseconds rounded up; `None` if no timer is armed. Reads
+    /// the clock only if one is.
+    pub(crate) fn wait_time(&mut self, clock: &Clock) -> Option<Duration> {
+        let wait = self.next_deadline()?.saturating_duration_since(clock.now());
+        let millis = wait.as_millis() + u128::from(wait.subsec_nanos() % 1_000_000 != 0);
+        Some(Duration::from_millis(
+            u64::try_from(millis).unwrap_or(u64::MAX),
+        ))
+    }
+
+    /// Marks every timer due at `now` as fired and collects its waker, in
+    /// deadline order.
     pub(crate) fn fire(&mut self, now: Instant, wakers: &mut Vec<Waker>) {
-        let now = self.tick_at_or_before(now);
-        while let Some(&Reverse((tick, key, generation))) = self.heap.peek() {
-            if tick > now {
+        let now = self.nanos(now);
+        while let Some(&Reverse((at, key, generation))) = self.heap.peek() {
+            if at > now {
                 break;
             }
             self.heap.pop();
             if self.is_live(key, generation) {
                 let entry = &mut self.entries[key];
-                entry.fired = true;
+                entry.state = TimerState::Fired;
                 wakers.extend(entry.waker.take());
             }
         }
@@ -151,27 +205,28 @@ impl TimerQueue {
     fn is_live(&self, key: usize, generation: u64) -> bool {
         self.entries
             .get(key)
-            .is_some_and(|entry| entry.generation == generation && !entry.fired)
+            .is_some_and(|entry| entry.generation == generation && entry.state == TimerState::Armed)
     }
 
-    /// Drops the heap triples of disarmed and re-armed timers.
+    /// Drops the heap triples of disarmed, re-armed and fired timers.
     fn sweep(&mut self) {
         let entries = &self.entries;
         self.heap.retain(|&Reverse((_, key, generation))| {
-            entries
-                .get(key)
-                .is_some_and(|entry| entry.generation == generation && !entry.fired)
+            entries.get(key).is_some_and(|entry| {
+                entry.generation == generation && entry.state == TimerState::Armed
+            })
         });
     }
 
-    /// Disarms everything (the runtime is going away); returns the wakers of
-    /// timers still waited on.
+    /// Orphans every timer (the runtime is going away): none fires, and
+    /// polling one panics. Returns the wakers of timers still waited on.
     pub(crate) fn shutdown(&mut self) -> Vec<Waker> {
+        self.shut_down = true;
         self.heap.clear();
         self.entries
             .iter_mut()
             .filter_map(|(_, entry)| {
-                entry.fired = true;
+                entry.state = TimerState::Orphaned;
                 entry.waker.take()
             })
             .collect()
@@ -185,5 +240,42 @@ impl TimerQueue {
     /// Whether no timer is armed (fired ones not yet dropped count as armed).
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+impl Core {
+    /// How long the reactor may block when no task is ready: until the next
+    /// timer deadline, or for good (`None`). A paused clock does not move by
+    /// itself, so waiting would bring no deadline nearer: the reactor is
+    /// polled without blocking, and `park` then moves the clock.
+    pub(super) fn idle_timeout(&self) -> Option<Duration> {
+        let mut timers = self.timers.borrow_mut();
+        if self.clock.is_paused() {
+            let armed = timers.next_deadline().is_some();
+            return (armed && self.may_auto_advance()).then_some(Duration::ZERO);
+        }
+        timers.wait_time(&self.clock)
+    }
+
+    /// Moves a paused clock to the earliest armed timer's deadline.
+    pub(super) fn advance_to_next_timer(&self) {
+        let next = self.timers.borrow_mut().next_deadline();
+        if let Some(deadline) = next {
+            self.clock.advance_to(deadline);
+        }
+    }
+
+    /// Wakes the tasks whose timers are due, in deadline order. Reads the
+    /// clock only if a timer is armed.
+    pub(crate) fn fire_timers(&self) {
+        let mut wakers = Vec::new();
+        {
+            let mut timers = self.timers.borrow_mut();
+            if timers.is_empty() {
+                return;
+            }
+            timers.fire(self.clock.now(), &mut wakers);
+        }
+        wakers.into_iter().for_each(Waker::wake);
     }
 }

@@ -1,0 +1,2 @@
+#[xev::main(start_paused = true)]
+async fn main() {}
