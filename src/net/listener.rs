@@ -56,6 +56,12 @@ impl TcpListener {
     /// 1024. If `addr` resolves to several addresses, each is tried in turn.
     /// Use [`TcpSocket`] for other options.
     ///
+    /// Unlike tokio's, `bind` is not `async`: it never waits for the
+    /// network. A host name in `addr` (`"localhost:8080"`) is resolved here,
+    /// on the calling thread, by the system resolver; pass an IP address
+    /// (`"127.0.0.1:8080"`, a [`SocketAddr`]) to keep the runtime's thread
+    /// from ever blocking on DNS.
+    ///
     /// # Errors
     /// [`AddrInUse`](io::ErrorKind::AddrInUse) if another socket listens there.
     ///

@@ -6,6 +6,7 @@
 //! I/O method takes `&self`; each async method's docs say what is lost if its
 //! future is dropped before it completes (`# Cancel safety`).
 
+mod addr;
 mod listener;
 mod ready;
 mod socket;
@@ -16,6 +17,7 @@ mod sys;
 #[cfg(feature = "tokio-io")]
 mod tokio_io;
 
+pub use addr::{lookup_host, ToSocketAddrs};
 pub use listener::{Incoming, TcpListener};
 pub use ready::{Interest, Ready};
 pub use socket::TcpSocket;

@@ -1,7 +1,7 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll};
@@ -17,7 +17,7 @@ mod transfer;
 use super::split::{OwnedReadHalf, OwnedWriteHalf};
 use super::split_borrowed::{ReadHalf, WriteHalf};
 use super::sys;
-use super::TcpSocket;
+use super::{TcpSocket, ToSocketAddrs};
 use crate::rt::reactor::{Direction, Registration};
 
 /// A TCP connection registered with the current runtime.
@@ -82,13 +82,16 @@ impl TcpStream {
     /// [`ConnectionRefused`](io::ErrorKind::ConnectionRefused); a stream is
     /// only returned once the kernel reports the connection established.
     ///
-    /// Resolving a host name calls the system resolver and blocks the
-    /// thread (and so the runtime) while it runs; pass a [`SocketAddr`] or an
-    /// IP address string to avoid that.
+    /// `addr` is anything [`ToSocketAddrs`] takes. An IP address is used as
+    /// it is; a host name is resolved with [`lookup_host`](super::lookup_host),
+    /// on the blocking pool, so the runtime's thread never waits for DNS.
+    /// The addresses are tried in the order the resolver gives them.
     ///
     /// # Cancel safety
-    /// Dropping the future closes the socket of the attempt in progress; no
-    /// connection is left behind.
+    /// Dropping the future (e.g. in a [`timeout`](crate::time::timeout))
+    /// closes the socket of the attempt in progress; no connection is left
+    /// behind. A name lookup in progress finishes on its thread and its
+    /// answer is dropped.
     ///
     /// # Panics
     /// Outside a runtime.
@@ -109,7 +112,7 @@ impl TcpStream {
     /// ```
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         let mut last_error = None;
-        for addr in addr.to_socket_addrs()? {
+        for addr in super::addr::resolve(&addr).await? {
             let attempt = match TcpSocket::for_addr(&addr) {
                 Ok(socket) => socket.connect(addr).await,
                 Err(error) => Err(error),
