@@ -202,22 +202,36 @@
 //! | `time::sleep`, `sleep_until`, `timeout`, `timeout_at` | [`time::sleep`], [`time::sleep_until`], [`time::timeout`], [`time::timeout_at`] | `Err(Elapsed)` on timeout |
 //! | `time::interval(p)` + `.tick().await` | [`time::interval`] + [`tick`](time::Interval::tick) | also a `Stream`; [`time::MissedTickBehavior`] and the `reset` methods as tokio's |
 //! | `time::Instant::now()` | [`time::now()`](time::now) | `time::Instant` is `std::time::Instant` |
-//! | `net::TcpListener::bind(a).await` | [`net::TcpListener::bind(a)`](net::TcpListener::bind) | not async; `SO_REUSEADDR` set |
+//! | `time::{Duration, Instant}` | [`time::Duration`], [`time::Instant`] | re-exported from `std::time` |
+//! | `net::TcpListener::bind(a).await` | [`net::TcpListener::bind(a)`](net::TcpListener::bind) | **not async** (it never waits; a host name resolves on the calling thread); `SO_REUSEADDR` set; [`bind_reuseport`](net::TcpListener::bind_reuseport) for `SO_REUSEPORT` |
 //! | `listener.accept().await` | [`listener.accept().await`](net::TcpListener::accept) | also [`incoming()`](net::TcpListener::incoming), a `Stream` |
-//! | `net::TcpStream::connect(a).await` | [`net::TcpStream::connect(a).await`](net::TcpStream::connect) | |
-//! | `net::TcpSocket` | [`net::TcpSocket`] | |
+//! | `net::TcpStream::connect(a).await` | [`net::TcpStream::connect(a).await`](net::TcpStream::connect) | takes [`net::ToSocketAddrs`]; host names resolve on the blocking pool; each address is tried in turn |
+//! | `net::lookup_host`, `net::ToSocketAddrs` | [`net::lookup_host`], [`net::ToSocketAddrs`] | sealed, implemented for the same types |
+//! | `net::TcpSocket` | [`net::TcpSocket`] | the same setters and getters; `set_tos`/`tos` kept beside `set_tos_v4`/`tos_v4`; Linux-only options return `Unsupported` elsewhere instead of being absent |
+//! | `set_linger(Some(ZERO))` | [`set_zero_linger()`](net::TcpStream::set_zero_linger) | on streams and sockets |
+//! | `TcpStream::try_from(std)`, `from_std` | the same | `from_std` switches the socket to non-blocking mode itself |
 //! | `AsyncReadExt::read(&mut s, buf)` | [`s.read(buf)`](net::TcpStream::read) | inherent, takes `&self` |
 //! | `AsyncReadExt::read_exact` | [`s.read_exact(buf)`](net::TcpStream::read_exact) | returns `()`, not the length |
 //! | `AsyncWriteExt::write`, `write_all` | [`s.write`](net::TcpStream::write), [`s.write_all`](net::TcpStream::write_all) | inherent, `&self`; no flush needed |
 //! | `AsyncWriteExt::shutdown(&mut s)` | [`s.shutdown(Shutdown::Write)`](net::TcpStream::shutdown) | synchronous |
-//! | `s.split()` (borrowed halves) | `&s`, or `Rc<TcpStream>` | every method takes `&self` |
+//! | `s.split()` (borrowed halves) | [`s.split()`](net::TcpStream::split), or just `&s` / `Rc<TcpStream>` | every method takes `&self`; call it as `TcpStream::split(&s)` when `futures::AsyncReadExt` is in scope (its own `split` would win) |
+//! | `net::tcp::{ReadHalf, WriteHalf, OwnedReadHalf, OwnedWriteHalf}` | [`net::tcp`] | also at `xev::net::*`; all have `AsRef<TcpStream>`, `peer_addr`, `local_addr` |
 //! | `s.into_split()`, `reunite` | [`s.into_split()`](net::TcpStream::into_split), [`reunite`](net::OwnedReadHalf::reunite) | dropping the write half sends FIN |
-//! | `readable`, `writable`, `try_read`, `try_write`, `peek` | the same names on [`net::TcpStream`] | |
+//! | `readable`, `writable`, `try_read`, `try_write`, `peek` | the same names on [`net::TcpStream`] | waiting for readiness takes no cooperative budget; `try_*` spend it |
+//! | `ready(Interest)`, `io::{Interest, Ready}`, `try_io`, `poll_read_ready`, `poll_write_ready`, `try_read_vectored`, `try_write_vectored` | the same on [`net::TcpStream`]; [`net::Interest`], [`net::Ready`] (also in [`io`]) | |
 //! | `io::copy`, `io::BufReader`, `AsyncBufReadExt::lines` | `futures::io::{copy, BufReader, AsyncBufReadExt}` | or tokio's, with feature `tokio-io` |
 //! | `tokio_util::codec::Framed` | the same, with feature `tokio-io` | |
 //! | `mpsc` channel + a writer task | [`io::WriteQueue`] | [when to use it](#when-to-use-writequeue) |
 //! | `sync::{mpsc, oneshot, Mutex, Notify}` | `futures::channel`, or `tokio::sync` itself | tokio's sync types need no tokio runtime |
 //! | `select!` | `futures::select!`, `futures::future::select` | |
+//!
+//! What differs, and why: `TcpListener::bind` is synchronous because binding
+//! never waits (tokio's is `async` only to resolve names off-thread); I/O
+//! methods are inherent and take `&self`, so sharing a stream between tasks
+//! needs no split; `spawn` takes `!Send` futures because each runtime is one
+//! thread; there is no `LocalSet`, no multi-threaded scheduler and no
+//! `tokio::sync` of xev's own (tokio's and `futures`' channels work as they
+//! are).
 //!
 //! # Interoperating
 //!
