@@ -18,9 +18,18 @@
 //! readiness that arrives while an operation is in flight is never lost, and
 //! no `epoll_ctl` is needed per operation.
 //!
-//! Everything here runs on the runtime's thread. An event's wakers are taken
-//! out of the slab and woken after its borrow ends, so a waker that drops a
-//! socket cannot hit a `RefCell` already borrowed.
+//! "Short" counts only what one call can move: at most `IOV_MAX` slices
+//! (the stream passes no more) and at most Linux's `MAX_RW_COUNT` bytes, so
+//! a capped call never clears readiness while data or room remains.
+//!
+//! Waiting for readiness (`readable()`, `ready()`) takes none of the task's
+//! cooperative budget but yields once it is spent; transfers, including the
+//! `try_*` operations, spend it.
+//!
+//! Everything here runs on the runtime's thread. Tasks are queued by id
+//! during dispatch; other wakers are woken after each event with the slab
+//! released, so a waker that drops a socket cannot hit a `RefCell` already
+//! borrowed, and that socket's later events in the batch wake nobody.
 
 use std::cell::{Cell, RefCell};
 use std::io;
