@@ -102,17 +102,18 @@ async fn connect_by_host_name_reaches_a_loopback_listener() -> io::Result<()> {
 }
 
 #[xev::test(timeout_ms = 20000)]
-async fn a_lookup_leaves_the_loop_free_for_timers() -> io::Result<()> {
-    // A timer task ticks every millisecond while names resolve. A lookup
-    // made on the runtime's thread would complete without ever yielding,
-    // so the ticker would not run at all.
-    let ticks = Rc::new(Cell::new(0u32));
-    let ticker = spawn({
-        let ticks = ticks.clone();
+async fn a_lookup_leaves_the_loop_free_for_other_tasks() -> io::Result<()> {
+    // Another task counts its turns while names resolve. A lookup made on
+    // the runtime's thread would complete without ever yielding, so that
+    // task would get no turn at all; on the blocking pool, every lookup
+    // leaves the loop to the others while it waits.
+    let turns = Rc::new(Cell::new(0u32));
+    let counter = spawn({
+        let turns = turns.clone();
         async move {
             loop {
-                sleep(Duration::from_millis(1)).await;
-                ticks.set(ticks.get() + 1);
+                turns.set(turns.get() + 1);
+                xev::rt::yield_now().await;
             }
         }
     });
@@ -120,11 +121,25 @@ async fn a_lookup_leaves_the_loop_free_for_timers() -> io::Result<()> {
         let addrs: Vec<_> = lookup_host(("localhost", 80)).await?.collect();
         assert!(!addrs.is_empty());
     }
-    ticker.abort();
+    counter.abort();
     assert!(
-        ticks.get() > 0,
-        "the timer task never ran during the lookups"
+        turns.get() > 0,
+        "the other task had no turn during 20 lookups"
     );
+    // A timer keeps firing while lookups run.
+    let lookups = spawn(async {
+        for _ in 0..20 {
+            lookup_host(("localhost", 80)).await?.for_each(drop);
+        }
+        io::Result::Ok(())
+    });
+    within(
+        HANG,
+        "a 1 ms sleep during lookups",
+        sleep(Duration::from_millis(1)),
+    )
+    .await;
+    within(HANG, "the lookups", lookups).await??;
     Ok(())
 }
 
