@@ -43,7 +43,9 @@ async fn ip_addresses_resolve_inline_in_every_form() -> io::Result<()> {
         lookup_host((IpAddr::V4(v4), 80)).await?.collect(),
         lookup_host((v4, 80)).await?.collect(),
         lookup_host(("127.0.0.1", 80)).await?.collect(),
-        lookup_host((String::from("127.0.0.1"), 80)).await?.collect(),
+        lookup_host((String::from("127.0.0.1"), 80))
+            .await?
+            .collect(),
         lookup_host("127.0.0.1:80").await?.collect(),
         lookup_host(String::from("127.0.0.1:80")).await?.collect(),
         lookup_host(&[want][..]).await?.collect(),
@@ -119,7 +121,10 @@ async fn a_lookup_leaves_the_loop_free_for_timers() -> io::Result<()> {
         assert!(!addrs.is_empty());
     }
     ticker.abort();
-    assert!(ticks.get() > 0, "the timer task never ran during the lookups");
+    assert!(
+        ticks.get() > 0,
+        "the timer task never ran during the lookups"
+    );
     Ok(())
 }
 

@@ -177,8 +177,6 @@ pub(crate) async fn resolve(addr: &(impl ToSocketAddrs + ?Sized)) -> io::Result<
 /// })
 /// .unwrap();
 /// ```
-pub async fn lookup_host(
-    host: impl ToSocketAddrs,
-) -> io::Result<impl Iterator<Item = SocketAddr>> {
+pub async fn lookup_host(host: impl ToSocketAddrs) -> io::Result<impl Iterator<Item = SocketAddr>> {
     resolve(&host).await.map(Vec::into_iter)
 }
