@@ -177,6 +177,9 @@ pub(crate) struct WaiterList {
     first_waker: Cell<Option<Waker>>,
     /// Keys 1 and up (slab index + 1): allocated with the second waiter.
     more: Cell<Option<Box<Slab<Entry>>>>,
+    /// Whether `more` is allocated (it then stays so): read without taking
+    /// the slab out of its cell, by every wake.
+    has_more: Cell<bool>,
 }
 
 impl WaiterList {
@@ -281,19 +284,13 @@ impl WaiterList {
     /// dropped by the caller).
     #[inline(always)]
     pub(crate) fn release(&self, index: usize) -> Option<Waker> {
-        if index == 0 {
-            let old = self.first.replace(First::Free);
-            debug_assert!(matches!(
-                old,
-                First::Held | First::HeldTask(_) | First::HeldWaker
-            ));
-            return if old == First::HeldWaker {
-                self.first_waker.take()
-            } else {
-                None
-            };
+        // The common case, inline: key 0 without a waker to hand back.
+        if index == 0 && self.first.get() != First::HeldWaker {
+            debug_assert!(matches!(self.first.get(), First::Held | First::HeldTask(_)));
+            self.first.set(First::Free);
+            return None;
         }
-        self.release_more(index)
+        self.release_waker_or_more(index)
     }
 
     /// Takes every waiter: held entries stay taken (empty), loose ones are
@@ -313,8 +310,20 @@ impl WaiterList {
             }
             First::HeldWaker | First::LooseWaker => self.wake_first_waker(wakers),
         }
+        if self.has_more.get() {
+            self.wake_more(wake_task, wakers);
+        }
+    }
+
+    #[cold]
+    fn wake_more(&self, wake_task: &impl Fn(TaskId), wakers: &mut Wakers) {
         if let Some(mut more) = self.more.take() {
-            wake_more(&mut more, wake_task, wakers);
+            more.retain(|_, entry| {
+                if let Some(waiter) = entry.waiter.take() {
+                    waiter.wake(wake_task, wakers);
+                }
+                entry.kind == Kind::Held
+            });
             self.more.set(Some(more));
         }
     }
@@ -350,6 +359,7 @@ impl WaiterList {
         };
         let index = more.insert(entry) + 1;
         self.more.set(Some(more));
+        self.has_more.set(true);
         index
     }
 
@@ -375,7 +385,12 @@ impl WaiterList {
     }
 
     #[cold]
-    fn release_more(&self, index: usize) -> Option<Waker> {
+    fn release_waker_or_more(&self, index: usize) -> Option<Waker> {
+        if index == 0 {
+            debug_assert_eq!(self.first.get(), First::HeldWaker);
+            self.first.set(First::Free);
+            return self.first_waker.take();
+        }
         let mut more = self.more.take()?;
         let entry = more.try_remove(index - 1);
         self.more.set(Some(more));
@@ -385,16 +400,6 @@ impl WaiterList {
             _ => None,
         }
     }
-}
-
-#[cold]
-fn wake_more(more: &mut Slab<Entry>, wake_task: &impl Fn(TaskId), wakers: &mut Wakers) {
-    more.retain(|_, entry| {
-        if let Some(waiter) = entry.waiter.take() {
-            waiter.wake(wake_task, wakers);
-        }
-        entry.kind == Kind::Held
-    });
 }
 
 /// Foreign wakers taken out of a list, woken after its borrow ends. One
