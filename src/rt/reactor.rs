@@ -333,7 +333,34 @@ impl Registration {
     /// `key` is the caller's place in the list, kept until it is given back
     /// with [`release`](Self::release) (a future's); `None` waits loosely,
     /// for callers with nowhere to keep one (`poll_*` methods).
+    ///
+    /// The common case, a future of an xev task waiting alone, is inline;
+    /// the rest is in [`wait_any`](Self::wait_any).
+    #[inline(always)]
     fn wait<T>(
+        &self,
+        cx: &Context<'_>,
+        direction: Direction,
+        key: Option<&mut WaitKey>,
+    ) -> Poll<io::Result<T>> {
+        match key {
+            Some(key) => {
+                if !self.io.is_shut_down() {
+                    if let Some(task) = self.core.running_task(cx.waker()) {
+                        if self.io.waiters(direction).wait_task(key, task) {
+                            return Poll::Pending;
+                        }
+                    }
+                }
+                self.wait_any(cx, direction, Some(key))
+            }
+            None => self.wait_any(cx, direction, None),
+        }
+    }
+
+    /// [`wait`](Self::wait), for every case.
+    #[inline(never)]
+    fn wait_any<T>(
         &self,
         cx: &Context<'_>,
         direction: Direction,
@@ -550,7 +577,7 @@ impl Waiting<'_> {
 impl Drop for Waiting<'_> {
     #[inline]
     fn drop(&mut self) {
-        if let Some(index) = self.key.take() {
+        if let Some(index) = self.key.get() {
             // Dropped here, outside the list: a waker's destructor is
             // foreign code.
             drop(self.waiters.release(index));

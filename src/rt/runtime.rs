@@ -139,7 +139,9 @@ struct TaskSlot {
 struct Running {
     id: TaskId,
     waker_data: *const (),
-    waker_vtable: *const RawWakerVTable,
+    /// A reference, not a pointer: `Option<Running>` then needs no tag, and
+    /// setting or clearing it is a few plain stores.
+    waker_vtable: &'static RawWakerVTable,
 }
 
 impl Running {
@@ -305,14 +307,14 @@ impl Core {
     /// polled in it is a duplicate wake (see [`wake_task`](Core::wake_task)).
     fn run_task(&self, id: TaskId) {
         let tick = self.run_queue.tick();
-        let (task, running) = match self.tasks.borrow().get(id.key as usize) {
+        let task = match self.tasks.borrow().get(id.key as usize) {
             Some(slot) if slot.generation == id.generation && slot.polled_in.get() != tick => {
                 slot.polled_in.set(tick);
-                (slot.task.clone(), slot.running)
+                self.running.set(Some(slot.running));
+                slot.task.clone()
             }
             _ => return,
         };
-        self.running.set(Some(running));
         self.io_budget.set(IO_BUDGET);
         let finished = task.run();
         self.running.set(None);

@@ -228,8 +228,9 @@ pub(crate) fn forget_panic(panic: Box<dyn Any + Send>) {
 
 impl<F: Future> Runnable for Task<F> {
     fn run(&self) -> bool {
-        self.waker_state.unschedule();
-        if self.waker_state.aborted.load(Ordering::Acquire) {
+        let waker_state = &*self.waker_state;
+        waker_state.unschedule();
+        if waker_state.aborted.load(Ordering::Acquire) {
             self.finish(Err(JoinError::cancelled()));
             return true;
         }

@@ -80,13 +80,7 @@ impl WaitKey {
 
     /// The index of the entry this key holds, if it holds one.
     #[inline(always)]
-    pub(crate) fn take(&mut self) -> Option<usize> {
-        let index = std::mem::replace(&mut self.0, WaitKey::NONE);
-        (index != WaitKey::NONE).then_some(index as usize)
-    }
-
-    #[inline(always)]
-    fn get(&self) -> Option<usize> {
+    pub(crate) fn get(&self) -> Option<usize> {
         (self.0 != WaitKey::NONE).then_some(self.0 as usize)
     }
 
@@ -105,11 +99,9 @@ impl Default for WaitKey {
     }
 }
 
-/// How an entry is taken.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How an entry past the first is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
-    #[default]
-    Free,
     /// By a [`WaitKey`]; the waiter is `None` once woken, until its future
     /// waits again or is dropped.
     Held,
@@ -123,30 +115,93 @@ struct Entry {
     waiter: Option<Waiter>,
 }
 
+/// Key 0: how it is taken and who waits in it, in one `Copy` value, so the
+/// common case (one task waiting) reads and writes one cell. A foreign
+/// waker itself sits beside it, in [`WaiterList::first_waker`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum First {
+    #[default]
+    Free,
+    /// Held by a [`WaitKey`] whose future was woken since it last waited.
+    Held,
+    /// Held, for an xev task.
+    HeldTask(TaskId),
+    /// Held, for the waker in `first_waker`.
+    HeldWaker,
+    /// Taken without a key, for an xev task; freed when woken.
+    LooseTask(TaskId),
+    /// Taken without a key, for the waker in `first_waker`.
+    LooseWaker,
+}
+
+impl First {
+    /// Held by a key, for the xev task `task`, or else for a waker (which
+    /// the caller puts in `first_waker`).
+    #[inline(always)]
+    fn held(task: Option<TaskId>) -> First {
+        match task {
+            Some(id) => First::HeldTask(id),
+            None => First::HeldWaker,
+        }
+    }
+
+    /// Taken without a key, for `task` or a waker, as [`held`](Self::held).
+    #[inline(always)]
+    fn loose(task: Option<TaskId>) -> First {
+        match task {
+            Some(id) => First::LooseTask(id),
+            None => First::LooseWaker,
+        }
+    }
+
+    /// Whether its waker is in `first_waker`.
+    #[inline(always)]
+    fn has_waker(self) -> bool {
+        matches!(self, First::HeldWaker | First::LooseWaker)
+    }
+}
+
 /// The waiters of one direction of one socket.
 ///
-/// It mutates through `&self`, with `Cell`s only: the first entry is plain
-/// fields, so the common case (one task waiting) is a few loads and stores
-/// of `Copy` values; the other entries live in a slab taken out of its cell
-/// while it is used. No method runs foreign code: wakers are handed out,
-/// never woken or dropped here.
+/// It mutates through `&self`, with `Cell`s only: the first entry is one
+/// `Copy` value (plus a cell for a foreign waker), so the common case (one
+/// task waiting) is a few loads and stores; the other entries live in a
+/// slab taken out of its cell while it is used. No method runs foreign
+/// code: wakers are handed out, never woken or dropped here.
 #[derive(Default)]
 pub(crate) struct WaiterList {
-    /// How key 0 is taken.
-    first_kind: Cell<Kind>,
-    /// Key 0's waiter, if it is an xev task (no `Waker` to clone or drop).
-    first_task: Cell<Option<TaskId>>,
-    /// Key 0's waiter, if it is any other waker.
+    /// Key 0.
+    first: Cell<First>,
+    /// Key 0's waker, while `first` says it has one (`HeldWaker`,
+    /// `LooseWaker`); `None` otherwise.
     first_waker: Cell<Option<Waker>>,
     /// Keys 1 and up (slab index + 1): allocated with the second waiter.
     more: Cell<Option<Box<Slab<Entry>>>>,
+    /// Whether `more` is allocated (it then stays so): read without taking
+    /// the slab out of its cell, by every wake.
+    has_more: Cell<bool>,
 }
 
 impl WaiterList {
+    /// The common case of [`wait_held`](Self::wait_held), small enough to
+    /// inline into every operation: the xev task `task` waits through `key`
+    /// in key 0, which is free or already the key's. `false` if that is not
+    /// the case (or key 0 holds a waker, which the caller must drop): then
+    /// nothing changed, and `wait_held` does the rest.
+    #[inline(always)]
+    pub(crate) fn wait_task(&self, key: &mut WaitKey, task: TaskId) -> bool {
+        match (key.get(), self.first.get()) {
+            (None, First::Free) => key.set(0),
+            (Some(0), First::Held | First::HeldTask(_)) => {}
+            _ => return false,
+        }
+        self.first.set(First::HeldTask(task));
+        true
+    }
+
     /// Stores who polls with `cx` in the entry `key` holds, taking one if it
     /// holds none. Returns the waker it replaces, to be dropped by the
     /// caller (a waker's destructor is foreign code).
-    #[inline(always)]
     pub(crate) fn wait_held(
         &self,
         key: &mut WaitKey,
@@ -154,20 +209,11 @@ impl WaiterList {
         cx: &Context<'_>,
     ) -> Option<Waker> {
         match key.get() {
-            None if self.first_kind.get() == Kind::Free => {
-                self.first_kind.set(Kind::Held);
+            None if self.first.get() == First::Free => {
                 key.set(0);
-                // A free entry holds no waker: nothing is replaced.
-                match task {
-                    Some(id) => self.first_task.set(Some(id)),
-                    None => self.first_waker.set(Some(cx.waker().clone())),
-                }
-                None
+                self.set_first(First::held(task), cx)
             }
-            Some(0) => {
-                debug_assert_eq!(self.first_kind.get(), Kind::Held);
-                self.set_first(task, cx)
-            }
+            Some(0) => self.set_first(First::held(task), cx),
             None => {
                 key.set(self.insert_more(Kind::Held, Waiter::of(task, cx)));
                 None
@@ -176,27 +222,26 @@ impl WaiterList {
         }
     }
 
-    /// Makes `task` (or `cx`'s waker) key 0's waiter; returns a waker it
-    /// replaces.
-    #[inline(always)]
-    fn set_first(&self, task: Option<TaskId>, cx: &Context<'_>) -> Option<Waker> {
-        match task {
-            Some(id) => {
-                self.first_task.set(Some(id));
-                self.first_waker.take()
+    /// Makes key 0 `first`, with `cx`'s waker if `first` has one (kept if
+    /// it is the same); returns a waker it replaces.
+    fn set_first(&self, first: First, cx: &Context<'_>) -> Option<Waker> {
+        let old = self.first.replace(first);
+        let waker = if old.has_waker() {
+            self.first_waker.take()
+        } else {
+            None
+        };
+        if !first.has_waker() {
+            return waker;
+        }
+        match waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {
+                self.first_waker.set(Some(waker));
+                None
             }
-            None => {
-                self.first_task.set(None);
-                match self.first_waker.take() {
-                    Some(waker) if waker.will_wake(cx.waker()) => {
-                        self.first_waker.set(Some(waker));
-                        None
-                    }
-                    old => {
-                        self.first_waker.set(Some(cx.waker().clone()));
-                        old
-                    }
-                }
+            old => {
+                self.first_waker.set(Some(cx.waker().clone()));
+                old
             }
         }
     }
@@ -204,19 +249,18 @@ impl WaiterList {
     /// Stores who polls with `cx` as a loose entry, unless one already
     /// wakes it.
     pub(crate) fn wait_loose(&self, task: Option<TaskId>, cx: &Context<'_>) {
-        if self.first_kind.get() == Kind::Loose {
-            let same = match task {
-                Some(id) => self.first_task.get() == Some(id),
-                None => {
-                    let waker = self.first_waker.take();
-                    let same = waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
-                    self.first_waker.set(waker);
-                    same
-                }
-            };
-            if same {
-                return;
+        let same = match (self.first.get(), task) {
+            (First::LooseTask(id), Some(task)) => id == task,
+            (First::LooseWaker, None) => {
+                let waker = self.first_waker.take();
+                let same = waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+                self.first_waker.set(waker);
+                same
             }
+            _ => false,
+        };
+        if same {
+            return;
         }
         let more = self.more.take();
         let known = more.as_ref().is_some_and(|more| {
@@ -228,10 +272,9 @@ impl WaiterList {
         if known {
             return;
         }
-        if self.first_kind.get() == Kind::Free {
-            self.first_kind.set(Kind::Loose);
+        if self.first.get() == First::Free {
             // Key 0 is free, so it holds no waker to drop.
-            drop(self.set_first(task, cx));
+            drop(self.set_first(First::loose(task), cx));
         } else {
             self.insert_more(Kind::Loose, Waiter::of(task, cx));
         }
@@ -241,13 +284,13 @@ impl WaiterList {
     /// dropped by the caller).
     #[inline(always)]
     pub(crate) fn release(&self, index: usize) -> Option<Waker> {
-        if index == 0 {
-            debug_assert_eq!(self.first_kind.get(), Kind::Held);
-            self.first_kind.set(Kind::Free);
-            self.first_task.set(None);
-            return self.first_waker.take();
+        // The common case, inline: key 0 without a waker to hand back.
+        if index == 0 && self.first.get() != First::HeldWaker {
+            debug_assert!(matches!(self.first.get(), First::Held | First::HeldTask(_)));
+            self.first.set(First::Free);
+            return None;
         }
-        self.release_more(index)
+        self.release_waker_or_more(index)
     }
 
     /// Takes every waiter: held entries stay taken (empty), loose ones are
@@ -255,27 +298,52 @@ impl WaiterList {
     /// `wakers`, to be woken by the caller.
     #[inline(always)]
     pub(crate) fn wake_all(&self, wake_task: &impl Fn(TaskId), wakers: &mut Wakers) {
-        if self.first_kind.get() != Kind::Free {
-            if self.first_kind.get() == Kind::Loose {
-                self.first_kind.set(Kind::Free);
-            }
-            if let Some(id) = self.first_task.take() {
+        match self.first.get() {
+            First::Free | First::Held => {}
+            First::HeldTask(id) => {
+                self.first.set(First::Held);
                 wake_task(id);
             }
-            if let Some(waker) = self.first_waker.take() {
-                wakers.push(waker);
+            First::LooseTask(id) => {
+                self.first.set(First::Free);
+                wake_task(id);
             }
+            First::HeldWaker | First::LooseWaker => self.wake_first_waker(wakers),
         }
+        if self.has_more.get() {
+            self.wake_more(wake_task, wakers);
+        }
+    }
+
+    #[cold]
+    fn wake_more(&self, wake_task: &impl Fn(TaskId), wakers: &mut Wakers) {
         if let Some(mut more) = self.more.take() {
-            wake_more(&mut more, wake_task, wakers);
+            more.retain(|_, entry| {
+                if let Some(waiter) = entry.waiter.take() {
+                    waiter.wake(wake_task, wakers);
+                }
+                entry.kind == Kind::Held
+            });
             self.more.set(Some(more));
+        }
+    }
+
+    #[cold]
+    fn wake_first_waker(&self, wakers: &mut Wakers) {
+        let first = match self.first.get() {
+            First::LooseWaker => First::Free,
+            _ => First::Held,
+        };
+        self.first.set(first);
+        if let Some(waker) = self.first_waker.take() {
+            wakers.push(waker);
         }
     }
 
     /// How many entries are taken (held or loose).
     #[cfg(test)]
     fn len(&self) -> usize {
-        let first = usize::from(self.first_kind.get() != Kind::Free);
+        let first = usize::from(self.first.get() != First::Free);
         let more = self.more.take();
         let len = first + more.as_ref().map_or(0, |more| more.len());
         self.more.set(more);
@@ -291,6 +359,7 @@ impl WaiterList {
         };
         let index = more.insert(entry) + 1;
         self.more.set(Some(more));
+        self.has_more.set(true);
         index
     }
 
@@ -316,7 +385,12 @@ impl WaiterList {
     }
 
     #[cold]
-    fn release_more(&self, index: usize) -> Option<Waker> {
+    fn release_waker_or_more(&self, index: usize) -> Option<Waker> {
+        if index == 0 {
+            debug_assert_eq!(self.first.get(), First::HeldWaker);
+            self.first.set(First::Free);
+            return self.first_waker.take();
+        }
         let mut more = self.more.take()?;
         let entry = more.try_remove(index - 1);
         self.more.set(Some(more));
@@ -326,16 +400,6 @@ impl WaiterList {
             _ => None,
         }
     }
-}
-
-#[cold]
-fn wake_more(more: &mut Slab<Entry>, wake_task: &impl Fn(TaskId), wakers: &mut Wakers) {
-    more.retain(|_, entry| {
-        if let Some(waiter) = entry.waiter.take() {
-            waiter.wake(wake_task, wakers);
-        }
-        entry.kind == Kind::Held
-    });
 }
 
 /// Foreign wakers taken out of a list, woken after its borrow ends. One
@@ -447,11 +511,17 @@ mod tests {
             for _ in 0..200 {
                 let who = rng.below(parties.len() as u64) as usize;
                 match rng.below(5) {
-                    // Wait (again) through the party's key.
+                    // Wait (again) through the party's key: the inline
+                    // case first, as the reactor does.
                     0 | 1 => {
                         let party = &mut parties[who];
                         let cx = Context::from_waker(&party.waker);
-                        drop(list.wait_held(&mut party.key, party.task, &cx));
+                        let fast = party
+                            .task
+                            .is_some_and(|task| list.wait_task(&mut party.key, task));
+                        if !fast {
+                            drop(list.wait_held(&mut party.key, party.task, &cx));
+                        }
                         party.waiting = true;
                     }
                     // Wait loosely (a `poll_*` call); the party keeps no key.
@@ -466,7 +536,7 @@ mod tests {
                     // Drop the future: its held entry goes away.
                     3 => {
                         let party = &mut parties[who];
-                        if let Some(index) = party.key.take() {
+                        if let Some(index) = std::mem::take(&mut party.key).get() {
                             drop(list.release(index));
                             party.waiting = false;
                         }
@@ -513,7 +583,7 @@ mod tests {
         }
         assert_eq!(list.len(), 2);
         assert_eq!(list.len(), 2);
-        assert!(list.first_kind.get() == Kind::Held);
+        assert!(list.first.get() == First::HeldWaker);
     }
 
     #[test]
@@ -529,7 +599,7 @@ mod tests {
         for _ in 0..1000 {
             list.wait_held(&mut key, Some(task), &cx);
             list.wake_all(&|_| {}, &mut Wakers::default());
-            list.release(key.take().unwrap());
+            list.release(std::mem::take(&mut key).get().unwrap());
         }
         let more = list.more.take();
         assert!(more.is_none());
