@@ -273,6 +273,8 @@
 pub mod io;
 pub mod net;
 pub mod rt;
+#[cfg(unix)]
+pub mod signal;
 pub mod time;
 
 pub use xev_macros::{main, test};
