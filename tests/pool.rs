@@ -59,14 +59,20 @@ fn counters(workers: usize) -> Arc<Vec<AtomicUsize>> {
 }
 
 fn snapshot(counts: &[AtomicUsize]) -> Vec<usize> {
-    counts.iter().map(|count| count.load(Ordering::SeqCst)).collect()
+    counts
+        .iter()
+        .map(|count| count.load(Ordering::SeqCst))
+        .collect()
 }
 
 /// Echoes what the connection sends until it closes, counting it to the
 /// worker that runs it.
 fn counting_echo(
     counts: Arc<Vec<AtomicUsize>>,
-) -> impl Fn(xev::net::TcpStream, SocketAddr) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
+) -> impl Fn(
+    xev::net::TcpStream,
+    SocketAddr,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
        + Send
        + Sync
        + 'static {
@@ -100,7 +106,10 @@ fn run_on_four_workers_returns_four_distinct_indices_in_order() {
         for (index, count, on_worker, thread) in &seen {
             assert_eq!(*count, 4);
             assert_eq!(on_worker.map(|worker| worker.index()), Some(*index));
-            assert_eq!(thread.as_deref(), Some(format!("xev-worker-{index}").as_str()));
+            assert_eq!(
+                thread.as_deref(),
+                Some(format!("xev-worker-{index}").as_str())
+            );
         }
         assert_eq!(Worker::current(), None, "the caller's thread is no worker");
     });
@@ -143,7 +152,10 @@ fn a_worker_panic_is_reported_and_the_other_workers_are_stopped() {
             std::thread::sleep(Duration::from_millis(5));
         }
         // The pool is still usable.
-        assert_eq!(pool.run(|worker| async move { worker.index() }), [0, 1, 2, 3]);
+        assert_eq!(
+            pool.run(|worker| async move { worker.index() }),
+            [0, 1, 2, 3]
+        );
     });
 }
 
@@ -167,7 +179,11 @@ fn pinning_gives_each_worker_its_own_allowed_cpu_and_refuses_more_workers_than_c
         assert_eq!(error.kind(), ErrorKind::InvalidInput);
         assert!(error.to_string().contains("pin_cores(false)"), "{error}");
 
-        let pool = Pool::builder().threads(allowed).pin_cores(true).build().unwrap();
+        let pool = Pool::builder()
+            .threads(allowed)
+            .pin_cores(true)
+            .build()
+            .unwrap();
         let cpus = pool.run(|_| async {
             let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
             status
@@ -178,7 +194,10 @@ fn pinning_gives_each_worker_its_own_allowed_cpu_and_refuses_more_workers_than_c
                 .to_owned()
         });
         for cpu in &cpus {
-            assert!(cpu.parse::<usize>().is_ok(), "a worker may run on {cpu:?}, not one CPU");
+            assert!(
+                cpu.parse::<usize>().is_ok(),
+                "a worker may run on {cpu:?}, not one CPU"
+            );
         }
         let mut distinct = cpus.clone();
         distinct.sort();
@@ -220,17 +239,25 @@ fn thousand_short_connections(mode: AcceptMode) -> Vec<usize> {
 
 #[test]
 fn reuseport_echoes_a_thousand_short_connections() {
-    bounded(Duration::from_secs(60), "ReusePort, 1,000 connections", || {
-        thousand_short_connections(AcceptMode::ReusePort);
-    });
+    bounded(
+        Duration::from_secs(60),
+        "ReusePort, 1,000 connections",
+        || {
+            thousand_short_connections(AcceptMode::ReusePort);
+        },
+    );
 }
 
 #[test]
 fn acceptor_echoes_a_thousand_short_connections_on_every_worker() {
-    bounded(Duration::from_secs(60), "Acceptor, 1,000 connections", || {
-        let per_worker = thousand_short_connections(AcceptMode::Acceptor);
-        assert!(per_worker.iter().all(|&n| n > 0), "{per_worker:?}");
-    });
+    bounded(
+        Duration::from_secs(60),
+        "Acceptor, 1,000 connections",
+        || {
+            let per_worker = thousand_short_connections(AcceptMode::Acceptor);
+            assert!(per_worker.iter().all(|&n| n > 0), "{per_worker:?}");
+        },
+    );
 }
 
 #[test]
@@ -261,7 +288,10 @@ fn acceptor_spreads_64_long_lived_connections_within_one_of_even() {
             }
         });
         server.serve(counting_echo(counts)).unwrap();
-        let per_worker = client.join().unwrap().expect("64 connections make a round trip");
+        let per_worker = client
+            .join()
+            .unwrap()
+            .expect("64 connections make a round trip");
         println!("Acceptor: 64 live connections per worker {per_worker:?}");
         assert_eq!(per_worker.iter().sum::<usize>(), 64);
         let (min, max) = (
@@ -308,7 +338,10 @@ fn shutdown_lets_a_slow_request_finish(mode: AcceptMode) {
     let (reply, refused, took) = client.join().unwrap();
     assert_eq!(reply, b"slow reply");
     refused.expect("a connection after the shutdown is refused or reset");
-    assert!(took < Duration::from_secs(5), "the reply waited for the grace period: {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the reply waited for the grace period: {took:?}"
+    );
 }
 
 /// Tries connections for up to 2 s until one is refused or reset (one
@@ -387,8 +420,14 @@ fn handlers_still_running_when_the_grace_period_ends_are_aborted() {
                 Ok(bytes) => assert!(bytes.is_empty(), "{mode:?}: got {bytes:?}"),
                 Err(error) => assert_eq!(error.kind(), ErrorKind::ConnectionReset),
             }
-            assert!(took >= Duration::from_millis(200), "{mode:?}: aborted early: {took:?}");
-            assert!(took < Duration::from_secs(10), "{mode:?}: not aborted: {took:?}");
+            assert!(
+                took >= Duration::from_millis(200),
+                "{mode:?}: aborted early: {took:?}"
+            );
+            assert!(
+                took < Duration::from_secs(10),
+                "{mode:?}: not aborted: {took:?}"
+            );
         }
     });
 }
@@ -448,7 +487,10 @@ fn hyper_multicore_child() {
 /// Sends one HTTP/1.1 request and reads the whole response.
 fn http_get(addr: SocketAddr, path: &str) -> io::Result<String> {
     let mut stream = connect(addr)?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     Ok(response)
@@ -458,10 +500,8 @@ fn http_get(addr: SocketAddr, path: &str) -> io::Result<String> {
 fn example_stops_gracefully_on_sigterm(mode: &str) {
     use std::process::Child;
 
-    let mut child: Child = common::child::start(
-        EXAMPLE_CHILD,
-        &[("XEV_EXAMPLE_MODE", mode.to_owned())],
-    );
+    let mut child: Child =
+        common::child::start(EXAMPLE_CHILD, &[("XEV_EXAMPLE_MODE", mode.to_owned())]);
     let pid = child.id();
     let stdout = child.stdout.take().unwrap();
     let (line_tx, line_rx) = mpsc::channel();
@@ -487,8 +527,8 @@ fn example_stops_gracefully_on_sigterm(mode: &str) {
 
     let slow = std::thread::spawn(move || http_get(addr, "/slow?ms=300"));
     std::thread::sleep(Duration::from_millis(100)); // the request is in
-    // SAFETY: `kill` has no memory-safety preconditions; the pid is our
-    // unreaped child's.
+                                                    // SAFETY: `kill` has no memory-safety preconditions; the pid is our
+                                                    // unreaped child's.
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) }, 0);
     let signalled = Instant::now();
 
@@ -501,7 +541,10 @@ fn example_stops_gracefully_on_sigterm(mode: &str) {
         }
         if signalled.elapsed() > EXAMPLE_GRACE + Duration::from_secs(1) {
             let _ = child.kill();
-            panic!("the example still runs {:?} after SIGTERM", signalled.elapsed());
+            panic!(
+                "the example still runs {:?} after SIGTERM",
+                signalled.elapsed()
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     };
@@ -511,15 +554,25 @@ fn example_stops_gracefully_on_sigterm(mode: &str) {
     refused.expect("a connection after SIGTERM is refused or reset");
     output.extend(line_rx.try_iter());
     let output = output.join("\n");
-    assert!(status.success(), "the example exited with {status}\n{output}");
-    assert!(output.contains("1 passed"), "the child ran no test:\n{output}");
+    assert!(
+        status.success(),
+        "the example exited with {status}\n{output}"
+    );
+    assert!(
+        output.contains("1 passed"),
+        "the child ran no test:\n{output}"
+    );
 }
 
 #[cfg(unix)]
 #[test]
 fn hyper_multicore_example_finishes_a_slow_request_on_sigterm_and_exits_0() {
-    bounded(Duration::from_secs(60), "the example's graceful shutdown", || {
-        example_stops_gracefully_on_sigterm("reuseport");
-        example_stops_gracefully_on_sigterm("acceptor");
-    });
+    bounded(
+        Duration::from_secs(60),
+        "the example's graceful shutdown",
+        || {
+            example_stops_gracefully_on_sigterm("reuseport");
+            example_stops_gracefully_on_sigterm("acceptor");
+        },
+    );
 }

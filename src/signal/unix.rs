@@ -130,9 +130,10 @@ pub struct Signal {
 /// action (for `SIGTERM`: ending), for good.
 ///
 /// # Errors
-/// For a signal that cannot be caught or must not be (`SIGKILL`,
-/// `SIGSTOP`, `SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`) or a number that
-/// is not a signal; if the OS refuses the listener's pipe (`EMFILE`).
+/// [`InvalidInput`](io::ErrorKind::InvalidInput) for a signal that
+/// cannot be caught or must not be (`SIGKILL`, `SIGSTOP`, `SIGSEGV`,
+/// `SIGILL`, `SIGFPE`); an error for a number that is not a signal; the
+/// OS's if it refuses the listener's pipe (`EMFILE`).
 ///
 /// # Panics
 /// Outside a runtime.
@@ -153,14 +154,21 @@ pub struct Signal {
 /// .unwrap();
 /// ```
 pub fn signal(kind: SignalKind) -> io::Result<Signal> {
+    // signal-hook panics on these rather than failing.
+    if signal_hook::consts::FORBIDDEN.contains(&kind.0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "cannot listen for signal {}: SIGKILL and SIGSTOP cannot be caught, and \
+                 SIGSEGV, SIGILL and SIGFPE must not be",
+                kind.0
+            ),
+        ));
+    }
     let mut signals = Signals::new([kind.0]).map_err(|error| {
         io::Error::new(
             error.kind(),
-            format!(
-                "cannot listen for signal {}: {error} (SIGKILL, SIGSTOP and the fault \
-                 signals cannot be caught)",
-                kind.0
-            ),
+            format!("cannot listen for signal {}: {error}", kind.0),
         )
     })?;
     let registration = Registration::new(
