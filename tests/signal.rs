@@ -1,6 +1,7 @@
 //! `xev::signal`: `ctrl_c` and `unix::signal` see signals the process sends
 //! itself; several runtimes see the same signal; a signal sent before the
-//! first `recv` is not lost.
+//! first `recv` is not lost; `examples/graceful.rs` (one runtime) lets a
+//! live connection finish after `SIGTERM` and refuses new ones.
 //!
 //! Signal handlers are process-wide and stay installed, so each test runs
 //! in a child copy of this binary; every wait is bounded.
@@ -13,6 +14,10 @@ use xev::signal::unix::{signal, SignalKind};
 use xev::time::timeout;
 
 mod common;
+
+#[allow(dead_code)] // its `main`
+#[path = "../examples/graceful.rs"]
+mod graceful;
 
 use common::child::{is_child, run};
 
@@ -159,4 +164,101 @@ fn signal_kinds_have_their_unix_numbers() {
         SignalKind::user_defined2()
     );
     assert_eq!(i32::from(SignalKind::quit()), libc::SIGQUIT);
+}
+
+const GRACEFUL_CHILD: &str = "graceful_example_child";
+
+/// The child's part: `examples/graceful.rs`'s server, in this process.
+#[test]
+fn graceful_example_child() {
+    if !is_child(GRACEFUL_CHILD) {
+        return; // run by the test below, in a child process
+    }
+    xev::rt::block_on(async {
+        let listener = xev::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stop = graceful::stop_signal().unwrap();
+        println!("listening on {}", listener.local_addr().unwrap());
+        graceful::serve(listener, stop, Duration::from_secs(5)).await;
+    });
+}
+
+#[test]
+fn graceful_example_lets_a_live_connection_finish_after_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Instant;
+
+    let mut child = common::child::start(GRACEFUL_CHILD, &[]);
+    let stdout = child.stdout.take().unwrap();
+    let (line_tx, line_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if line_tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut output = Vec::new();
+    let addr: SocketAddr = loop {
+        let line = line_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the example prints `listening on ADDR`");
+        output.push(line.clone());
+        if let Some((_, addr)) = line.split_once("listening on ") {
+            break addr.trim().parse().unwrap();
+        }
+    };
+    let mut live = TcpStream::connect(addr).unwrap();
+    live.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut echo = [0; 6];
+    live.write_all(b"before").unwrap();
+    live.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"before");
+
+    // SAFETY: `kill` has no memory-safety preconditions; the pid is our
+    // unreaped child's.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    // The listener closes...
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting 5 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // ...and the live connection still works until the client ends it.
+    live.write_all(b"after!").unwrap();
+    live.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"after!");
+    drop(live);
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the example did not exit once its last connection closed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut rest = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut rest);
+    output.extend(line_rx.try_iter());
+    assert!(
+        status.success(),
+        "exit {status}\n{}\n{rest}",
+        output.join("\n")
+    );
+    assert!(
+        output.join("\n").contains("1 passed"),
+        "{}",
+        output.join("\n")
+    );
 }

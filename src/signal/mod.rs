@@ -20,7 +20,9 @@
 //! [`Pool`](crate::rt::Pool) does this for you
 //! ([`ShutdownHandle`](crate::rt::ShutdownHandle)).
 //! ```no_run
+//! use std::pin::pin;
 //! use std::time::Duration;
+//! use futures::future::{select, Either};
 //! use xev::net::TcpListener;
 //! use xev::rt::JoinSet;
 //! use xev::signal::unix::{signal, SignalKind};
@@ -30,29 +32,25 @@
 //!     let listener = TcpListener::bind("127.0.0.1:7000")?;
 //!     let mut interrupt = signal(SignalKind::interrupt())?;
 //!     let mut terminate = signal(SignalKind::terminate())?;
+//!     let mut stop = pin!(async {
+//!         select(pin!(interrupt.recv()), pin!(terminate.recv())).await;
+//!     });
 //!     let mut connections = JoinSet::new();
-//!     let stop = std::pin::pin!(async {
-//!         futures::future::select(
-//!             std::pin::pin!(interrupt.recv()),
-//!             std::pin::pin!(terminate.recv()),
-//!         )
-//!         .await;
-//!     });
-//!     let accepting = std::pin::pin!(async {
-//!         loop {
-//!             if let Ok((stream, _)) = listener.accept().await {
-//!                 connections.spawn(async move {
-//!                     let _ = stream.write_all(b"hello\n").await;
-//!                 });
-//!             }
-//!             while connections.try_join_next().is_some() {} // reap finished ones
-//!         }
-//!     });
-//!     futures::future::select(stop, accepting).await;
+//!     loop {
+//!         let (stream, _peer) = match select(pin!(listener.accept()), stop.as_mut()).await {
+//!             Either::Left((Ok(accepted), _)) => accepted,
+//!             Either::Left((Err(_), _)) => continue, // see `TcpListener::accept`
+//!             Either::Right(_) => break,
+//!         };
+//!         connections.spawn(async move {
+//!             let _ = stream.write_all(b"hello\n").await;
+//!         });
+//!         while connections.try_join_next().is_some() {} // forget finished ones
+//!     }
 //!     drop(listener); // later connection attempts are refused
 //!     let all_done = async { while connections.join_next().await.is_some() {} };
 //!     let _ = xev::time::timeout(Duration::from_secs(10), all_done).await;
-//!     std::io::Result::Ok(()) // dropping `connections` aborts the rest
+//!     std::io::Result::Ok(()) // dropping `connections` aborts what is left
 //! })
 //! # }
 //! ```
