@@ -30,6 +30,10 @@ pub(super) struct Balancer {
 #[repr(align(64))]
 struct Load {
     live: AtomicUsize,
+    /// Connections ever given to this worker: breaks ties between equally
+    /// loaded workers, so that short connections, which leave the counts
+    /// equal most of the time, still add up evenly.
+    given: AtomicUsize,
 }
 
 impl Balancer {
@@ -38,14 +42,16 @@ impl Balancer {
             workers: (0..workers)
                 .map(|_| Load {
                     live: AtomicUsize::new(0),
+                    given: AtomicUsize::new(0),
                 })
                 .collect(),
             next: AtomicUsize::new(0),
         }
     }
 
-    /// The worker with the fewest live connections (ties: the next one
-    /// round from the last choice), counting the new connection to it.
+    /// The worker with the fewest live connections (ties: the one given
+    /// the fewest so far, then the next one round from the last choice),
+    /// counting the new connection to it.
     ///
     /// A worker's count goes up here, before the connection reaches it, so
     /// a burst of connections spreads at once instead of all going to
@@ -54,13 +60,17 @@ impl Balancer {
         let count = self.workers.len();
         let start = self.next.load(Ordering::Relaxed);
         let mut best = start;
-        let mut fewest = usize::MAX;
+        let mut fewest = (usize::MAX, usize::MAX);
         for offset in 0..count {
             let index = (start + offset) % count;
-            let live = self.workers[index].live.load(Ordering::Relaxed);
-            if live < fewest {
+            let load = &self.workers[index];
+            let key = (
+                load.live.load(Ordering::Relaxed),
+                load.given.load(Ordering::Relaxed),
+            );
+            if key < fewest {
                 best = index;
-                fewest = live;
+                fewest = key;
             }
         }
         self.next.store((best + 1) % count, Ordering::Relaxed);
@@ -71,12 +81,20 @@ impl Balancer {
     /// Counts a connection given to `index` without [`pick`](Self::pick).
     pub(super) fn started(&self, index: usize) {
         self.workers[index].live.fetch_add(1, Ordering::Relaxed);
+        self.workers[index].given.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A connection of `index` has ended (its handler finished, or was
     /// dropped).
     pub(super) fn finished(&self, index: usize) {
         self.workers[index].live.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Takes back a connection [`pick`](Self::pick) gave `index` and that
+    /// never reached it.
+    pub(super) fn withdrawn(&self, index: usize) {
+        self.finished(index);
+        self.workers[index].given.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -315,7 +315,7 @@ where
             return self.start(connections, stream, peer);
         }
         if let Err((stream, peer)) = self.inboxes[target].push((stream.into(), peer)) {
-            balancer.finished(target);
+            balancer.withdrawn(target);
             balancer.started(here);
             self.start(connections, mio::net::TcpStream::from_std(stream), peer);
         }
