@@ -152,7 +152,7 @@
 //! let answers = client.join().unwrap()?;
 //! assert!(answers.contains(&"worker 0".to_string()));
 //! assert!(answers.contains(&"worker 1".to_string()));
-//! # std::io::Result::Ok::<(), std::io::Error>(())
+//! # std::io::Result::Ok(())
 //! ```
 //!
 //! `examples/hyper_multicore.rs` is an HTTP/1.1 server on every core that

@@ -170,7 +170,9 @@ fn zero_threads_is_an_error_that_says_what_to_do() {
 #[test]
 fn pinning_gives_each_worker_its_own_allowed_cpu_and_refuses_more_workers_than_cpus() {
     bounded(Duration::from_secs(20), "pinned pools", || {
-        let allowed = std::thread::available_parallelism().unwrap().get();
+        // Pinned without a thread count: a worker per allowed CPU.
+        let allowed = Pool::builder().pin_cores(true).build().unwrap().threads();
+        assert!(allowed >= 1);
         let error = Pool::builder()
             .threads(allowed + 1)
             .pin_cores(true)
