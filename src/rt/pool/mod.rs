@@ -481,8 +481,12 @@ impl Drop for Inner {
     /// worker's thread) and joins the threads.
     fn drop(&mut self) {
         self.close.notify();
+        let here = std::thread::current().id();
         for worker in &mut self.workers {
-            if let Some(thread) = worker.thread.take() {
+            // A pool dropped by a task on one of its own workers cannot
+            // wait for that worker: its thread ends on its own, once the
+            // task returns to the runtime.
+            if let Some(thread) = worker.thread.take_if(|thread| thread.thread().id() != here) {
                 // A worker whose runtime panicked has already said so on
                 // stderr; there is nothing more to report from a drop.
                 let _ = thread.join();
