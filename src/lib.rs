@@ -39,7 +39,8 @@
 //! calls it. Everything else — every task, every socket, every timer — lives
 //! on that thread too. Nothing is ever moved to another thread, so nothing has
 //! to be `Send`: share state between tasks with `Rc` and `RefCell`. A runtime
-//! per thread (each with its own sockets) is how to use more cores.
+//! per thread (each with its own sockets) is how to use more cores: see
+//! [More than one core](#more-than-one-core).
 //!
 //! The flip side: a task that blocks the thread (a blocking syscall, a long
 //! computation, `std::thread::sleep`) stops everything else. Run such work
@@ -89,6 +90,74 @@
 //! Plain computation, though, holds the thread until it reaches an
 //! `.await` that returns `Pending`; [`rt::yield_now`] gives the others a
 //! turn inside a long loop.
+//!
+//! # More than one core
+//!
+//! xev stays single-threaded inside: to use N cores, run N runtimes, one
+//! per thread, each with its own sockets and tasks (thread per core, as
+//! monoio, glommio and actix do). [`rt::Pool`] does that: N worker threads
+//! (optionally pinned, one per CPU), each running its own runtime.
+//! [`Pool::run`](rt::Pool::run) runs an async function on every worker and
+//! returns the outputs in worker order; [`Pool::serve`](rt::Pool::serve)
+//! accepts TCP connections on every worker and runs a handler per
+//! connection, on the worker that has it. Nothing inside a worker has to be
+//! `Send`; only the function given to the pool crosses threads.
+//!
+//! Two ways to share one port ([`rt::AcceptMode`]):
+//!
+//! - `ReusePort`: every worker has its own `SO_REUSEPORT` listener and the
+//!   kernel picks one per connection, **by a hash of the addresses, not by
+//!   load**; closing one listener of the group **resets the connections
+//!   still queued on it**, unless `net.ipv4.tcp_migrate_req=1` (Linux 5.14+).
+//! - `Acceptor`: one listener; worker 0 accepts and hands each connection
+//!   (a `std` socket, through a queue and the runtime's cross-thread wake)
+//!   to the worker with the fewest live connections. The spread follows the
+//!   load and the listener closes in one step, at the cost of one hand-off
+//!   per connection.
+//!
+//! **Graceful shutdown.** [`Pool::shutdown_handle`](rt::Pool::shutdown_handle)
+//! gives a [`ShutdownHandle`](rt::ShutdownHandle) (`Clone + Send + Sync`):
+//! [`shutdown(grace)`](rt::ShutdownHandle::shutdown) closes every listener at
+//! once, lets the live connections finish for up to `grace`, aborts the
+//! rest, and `serve` returns. Wire it to [`signal::ctrl_c`] or
+//! [`signal::unix::signal`] (`SIGTERM`): any runtime, any number of them,
+//! can listen for a signal. On a single runtime, the same pattern is a
+//! [`JoinSet`](rt::JoinSet) of connection tasks and a timeout (see
+//! [`signal`] and `examples/graceful.rs`).
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::time::Duration;
+//! use xev::rt::{AcceptMode, Pool, Worker};
+//!
+//! let pool = Pool::builder().threads(2).build()?;
+//! let server = pool.bind("127.0.0.1:0", AcceptMode::Acceptor)?;
+//! let addr = server.local_addr()?;
+//! let shutdown = pool.shutdown_handle();
+//! let client = std::thread::spawn(move || {
+//!     let mut answers = Vec::new();
+//!     for _ in 0..4 {
+//!         let mut stream = std::net::TcpStream::connect(addr)?;
+//!         let mut answer = String::new();
+//!         stream.read_to_string(&mut answer)?;
+//!         answers.push(answer);
+//!     }
+//!     shutdown.shutdown(Duration::from_secs(5)); // in a real server: on SIGTERM
+//!     std::io::Result::Ok(answers)
+//! });
+//! server.serve(|stream, _peer| async move {
+//!     let worker = Worker::current().unwrap();
+//!     let _ = stream.write_all(format!("worker {}", worker.index()).as_bytes()).await;
+//! })?;
+//! let answers = client.join().unwrap()?;
+//! assert!(answers.contains(&"worker 0".to_string()));
+//! assert!(answers.contains(&"worker 1".to_string()));
+//! # std::io::Result::Ok(())
+//! ```
+//!
+//! `examples/hyper_multicore.rs` is an HTTP/1.1 server on every core that
+//! shuts down gracefully on `SIGINT`/`SIGTERM`; `cargo bench --bench peers
+//! -- multicore` compares the pool with tokio's multi-threaded runtime.
 //!
 //! # Cancel safety
 //!
@@ -198,6 +267,8 @@
 //! | `task::JoinSet` | [`rt::JoinSet`] | `spawn` takes `!Send` futures |
 //! | `runtime::Handle`, `Runtime::enter` | [`rt::Handle`], [`rt::Runtime::enter`] | `Handle::spawn` (`Send` futures) works from any thread |
 //! | `task::yield_now` | [`rt::yield_now`] | |
+//! | `runtime::Builder::new_multi_thread().worker_threads(n)` | [`rt::Pool::builder().threads(n)`](rt::Pool::builder) | thread per core: tasks never move between workers; [`Pool::serve`](rt::Pool::serve) spreads connections |
+//! | `signal::ctrl_c`, `signal::unix::{signal, SignalKind}` | [`signal::ctrl_c`], [`signal::unix::signal`] | Unix |
 //! | `task::spawn_blocking` | [`rt::spawn_blocking`] | a pool per runtime; dropping the runtime does not wait for it |
 //! | `time::sleep`, `sleep_until`, `timeout`, `timeout_at` | [`time::sleep`], [`time::sleep_until`], [`time::timeout`], [`time::timeout_at`] | `Err(Elapsed)` on timeout |
 //! | `time::interval(p)` + `.tick().await` | [`time::interval`] + [`tick`](time::Interval::tick) | also a `Stream`; [`time::MissedTickBehavior`] and the `reset` methods as tokio's |
@@ -287,6 +358,8 @@
 pub mod io;
 pub mod net;
 pub mod rt;
+#[cfg(unix)]
+pub mod signal;
 pub mod time;
 
 pub use xev_macros::{main, test};

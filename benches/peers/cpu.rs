@@ -69,6 +69,13 @@ impl ThreadClock {
         }
     }
 
+    /// The CPU time of the whole process, all threads together.
+    pub fn process() -> ThreadClock {
+        ThreadClock {
+            clock: libc::CLOCK_PROCESS_CPUTIME_ID,
+        }
+    }
+
     /// The clock of the thread behind `handle`, which must not have been
     /// joined yet.
     pub fn of<T>(handle: &JoinHandle<T>) -> ThreadClock {

@@ -16,6 +16,7 @@ mod echo;
 mod loadgen;
 mod many_timers;
 mod mio_peer;
+mod multicore;
 mod ping_pongs;
 mod report;
 mod scenarios;
@@ -124,6 +125,7 @@ prints medians with ratios.
 options:
   --quick     short runs with smaller counts, one run each (for CI)
   --runs N    interleaved runs per peer (default 5, --quick 1)
+  --workers N worker threads of the multicore scenarios (default 2)
   --list      list the scenarios and exit
   -v          print every run's figures too
 
@@ -141,6 +143,7 @@ struct Args {
     runs: Option<usize>,
     conns: Option<usize>,
     rounds: Option<u64>,
+    workers: Option<usize>,
     addr: Option<SocketAddr>,
     peer: Option<Peer>,
     words: Vec<String>,
@@ -166,6 +169,7 @@ fn parse_args() -> Result<Args, String> {
             "--runs" => args.runs = Some(value(&arg, argv.next())?),
             "--conns" => args.conns = Some(value(&arg, argv.next())?),
             "--rounds" => args.rounds = Some(value(&arg, argv.next())?),
+            "--workers" => args.workers = Some(value(&arg, argv.next())?),
             "--addr" => args.addr = Some(value(&arg, argv.next())?),
             "--peer" => {
                 let name: String = value(&arg, argv.next())?;
@@ -287,6 +291,9 @@ fn bench(args: &Args) -> io::Result<()> {
     };
     if let Some(runs) = args.runs {
         plan.runs = runs.max(1);
+    }
+    if let Some(workers) = args.workers {
+        plan.workers = workers.max(1);
     }
     cpu::set_thread_limit(plan.thread_limit);
     let scenarios: Vec<_> = scenarios::all(&plan)

@@ -8,9 +8,12 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use xev::rt::AcceptMode;
+
 use crate::cpu::{self, ThreadClock, CLIENT_CPU, SERVER_CPU};
 use crate::echo::{self, EchoConfig, ServerPhase};
 use crate::loadgen::{self, Until};
+use crate::multicore;
 use crate::report::{self, Metric, Samples};
 use crate::{Peer, ROLE_VAR};
 
@@ -25,6 +28,10 @@ pub struct Plan {
     pub timers: usize,
     pub wakes: u64,
     pub idle_conns: usize,
+    /// Worker threads of the `multicore` servers.
+    pub workers: usize,
+    /// Short connections of the `multicore-spread` scenarios.
+    pub short_conns: usize,
     /// How long one thread may run before the run fails as hung.
     pub thread_limit: Duration,
 }
@@ -40,6 +47,8 @@ impl Plan {
             timers: 1_000_000,
             wakes: 20_000,
             idle_conns: 10_000,
+            workers: 2,
+            short_conns: 10_000,
             thread_limit: Duration::from_secs(300),
         }
     }
@@ -56,6 +65,8 @@ impl Plan {
             timers: 200_000,
             wakes: 2_000,
             idle_conns: 1_000,
+            workers: 2,
+            short_conns: 1_000,
             thread_limit: Duration::from_secs(20),
         }
     }
@@ -111,6 +122,20 @@ const TIMED: &[Metric] = &[Metric::lower("wall ms", 1), Metric::lower("CPU ms", 
 const WAKES: &[Metric] = &[
     Metric::higher("round trips/s", 0),
     Metric::lower("µs/round trip", 2),
+];
+const MULTICORE_PINGPONG: &[Metric] = &[
+    Metric::higher("round trips/s", 0),
+    Metric::lower("p50 latency µs", 1),
+    Metric::lower("p99 latency µs", 1),
+    Metric::lower("server CPU ns/round trip", 0),
+    Metric::neither("server CPU % (all workers)", 0),
+    Metric::neither("connections max/min per worker", 2),
+];
+const MULTICORE_SPREAD: &[Metric] = &[
+    Metric::higher("connections/s", 0),
+    Metric::lower("max/min connections per worker", 2),
+    Metric::neither("most on one worker", 0),
+    Metric::neither("fewest on one worker", 0),
 ];
 const MEMORY: &[Metric] = &[
     Metric::lower("RSS bytes/idle connection", 0),
@@ -205,6 +230,7 @@ pub fn all(plan: &Plan) -> Vec<Scenario> {
             Ok(vec![1.0 / per_trip, per_trip * 1e6])
         }),
     });
+    multicore_scenarios(plan, &mut scenarios);
     let idle_conns = plan.idle_conns;
     scenarios.push(Scenario {
         name: "memory-idle".into(),
@@ -218,6 +244,45 @@ pub fn all(plan: &Plan) -> Vec<Scenario> {
         run: Box::new(move |peer| memory_idle(peer, idle_conns)),
     });
     scenarios
+}
+
+/// xev's `Pool` in each accept mode against tokio's multi-threaded runtime,
+/// with `plan.workers` worker threads each (`multicore.rs`).
+fn multicore_scenarios(plan: &Plan, scenarios: &mut Vec<Scenario>) {
+    let workers = plan.workers;
+    for (word, mode) in [
+        ("reuseport", AcceptMode::ReusePort),
+        ("acceptor", AcceptMode::Acceptor),
+    ] {
+        for conns in [64, 512] {
+            let plan = plan.clone();
+            scenarios.push(Scenario {
+                name: format!("multicore-{word}-{conns}"),
+                about: format!(
+                    "TCP ping-pong, {conns} connections, on {workers} worker threads: xev \
+                     Pool (AcceptMode::{mode:?}) vs tokio multi_thread; the common load \
+                     generator on CPU {CLIENT_CPU}, workers unpinned"
+                ),
+                peers: RUNTIMES,
+                metrics: MULTICORE_PINGPONG,
+                run: Box::new(move |peer| multicore::pingpong(peer, mode, conns, &plan)),
+            });
+        }
+        let plan = plan.clone();
+        let conns = plan.short_conns;
+        scenarios.push(Scenario {
+            name: format!("multicore-spread-{word}"),
+            about: format!(
+                "{conns} short connections (connect, one {}-byte echo, close) from 4 client \
+                 threads, on {workers} worker threads: xev Pool (AcceptMode::{mode:?}) vs \
+                 tokio multi_thread; how evenly they spread over the workers",
+                loadgen::MESSAGE_LEN
+            ),
+            peers: RUNTIMES,
+            metrics: MULTICORE_SPREAD,
+            run: Box::new(move |peer| multicore::short_connections(peer, mode, conns, &plan)),
+        });
+    }
 }
 
 fn on_server_cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {

@@ -36,6 +36,7 @@ mod id;
 mod join;
 mod join_set;
 mod metrics;
+mod pool;
 pub(crate) mod reactor;
 pub(crate) mod run_queue;
 pub(crate) mod runtime;
@@ -53,6 +54,7 @@ pub use id::Id;
 pub use join::{AbortHandle, JoinError, JoinHandle};
 pub use join_set::JoinSet;
 pub use metrics::RuntimeMetrics;
+pub use pool::{AcceptMode, Pool, PoolBuilder, Server, ShutdownHandle, ShutdownRequested, Worker};
 pub use runtime::Runtime;
 
 /// Runs `future` to completion on a new runtime on the current thread, then
