@@ -150,7 +150,10 @@ fn parse_args() -> io::Result<Args> {
         key: None,
     };
     while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| usage(&format!("{arg} needs a value")));
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| usage(&format!("{arg} needs a value")))
+        };
         match arg.as_str() {
             "--addr" => parsed.addr = value()?,
             "--cert" => parsed.cert = Some(value()?),
