@@ -71,7 +71,9 @@ fn hundred_requests_over_one_keep_alive_tls_connection() {
                 0 => sender.send(http::request("/", None)).await,
                 _ => {
                     let sent = Bytes::from(format!("request {i}"));
-                    let answer = sender.send(http::request("/echo", Some(sent.clone()))).await;
+                    let answer = sender
+                        .send(http::request("/echo", Some(sent.clone())))
+                        .await;
                     assert_eq!(answer.1, sent, "request {i}");
                     answer
                 }
@@ -114,7 +116,9 @@ fn alpn_chooses_http2_and_serves_concurrent_streams() {
                 let mut sender = Sender::Http2(sender.clone());
                 tokio::spawn(async move {
                     let sent = Bytes::from(format!("tls stream {i}"));
-                    let answer = sender.send(http::request("/echo", Some(sent.clone()))).await;
+                    let answer = sender
+                        .send(http::request("/echo", Some(sent.clone())))
+                        .await;
                     assert_eq!(answer, (StatusCode::OK, sent));
                 })
             })
@@ -141,7 +145,10 @@ fn wrong_certificate_is_refused_by_the_client() {
             .expect_err("a handshake with an untrusted certificate");
         assert_eq!(error.kind(), std::io::ErrorKind::InvalidData, "{error}");
         let message = error.to_string();
-        assert!(message.contains("certificate"), "unexpected error: {message}");
+        assert!(
+            message.contains("certificate"),
+            "unexpected error: {message}"
+        );
 
         let mut sender = connect(&[b"http/1.1"]).await;
         let (status, _) = sender.send(http::request("/", None)).await;
@@ -158,8 +165,15 @@ fn curl_over_https_speaks_http2_and_http1() {
     let url = format!("https://localhost:{}/echo", addr.port());
     let resolve = format!("localhost:{}:127.0.0.1", addr.port());
     let Some(out) = http::curl(&[
-        "-k", "--resolve", &resolve, "--http1.1", "-w", " %{http_version}",
-        "--data-binary", "one", &url,
+        "-k",
+        "--resolve",
+        &resolve,
+        "--http1.1",
+        "-w",
+        " %{http_version}",
+        "--data-binary",
+        "one",
+        &url,
     ]) else {
         return;
     };
@@ -170,8 +184,15 @@ fn curl_over_https_speaks_http2_and_http1() {
         return;
     }
     let out = http::curl(&[
-        "-k", "--resolve", &resolve, "--http2", "-w", " %{http_version}",
-        "--data-binary", "two", &url,
+        "-k",
+        "--resolve",
+        &resolve,
+        "--http2",
+        "-w",
+        " %{http_version}",
+        "--data-binary",
+        "two",
+        &url,
     ])
     .unwrap();
     assert!(out.status.success(), "curl failed: {out:?}");
