@@ -122,10 +122,9 @@ async fn timer_sleep_dropped_on_another_thread() {
 #[test]
 fn timer_sleep_moved_to_another_runtime_thread_completes() {
     let timer = Timer::new();
-    let mut sleep = xev::rt::block_on(async {
-        let mut sleep = timer.sleep(Duration::from_millis(30));
+    let mut sleep = timer.sleep(Duration::from_millis(30));
+    xev::rt::block_on(async {
         assert!(futures::poll!(sleep.as_mut()).is_pending());
-        sleep
     });
     let start = Instant::now();
     std::thread::spawn(move || {
