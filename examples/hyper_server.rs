@@ -159,7 +159,7 @@ where
 
 /// Errors that say a client went away or was cut off by a limit: routine
 /// on a public server, so not logged.
-fn is_routine(error: &hyper::Error) -> bool {
+pub fn is_routine(error: &hyper::Error) -> bool {
     if error.is_incomplete_message() || error.is_timeout() || error.is_canceled() {
         return true;
     }

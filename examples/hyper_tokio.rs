@@ -101,7 +101,7 @@ where
         }
     };
     if let Err(error) = served {
-        if !error.is_incomplete_message() && !error.is_timeout() {
+        if !hyper_server::is_routine(&error) {
             eprintln!("connection failed: {error}");
         }
     }
