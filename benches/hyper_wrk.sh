@@ -108,22 +108,35 @@ for round in $(seq 1 "$ROUNDS"); do
                 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
             rps=${rps%%.*}
             echo "round $round $scenario $name: $rps req/s, $lat1 $lat1v, $lat2 $lat2v, $cpu_us us CPU/request"
-            echo "$scenario $name $rps $cpu_us" >>"$RESULTS"
+            echo "$round $scenario $name $rps $cpu_us" >>"$RESULTS"
         done
     done
 done
 
 echo
 echo "medians over $ROUNDS rounds ($CONNS connections, ${SECS}s each; HTTP/2: $STREAMS streams per connection)"
-printf '%-6s %12s %12s %8s %14s %14s %8s\n' scenario "xev req/s" "tokio req/s" ratio "xev us/req" "tokio us/req" ratio
-median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+echo "ratio: xev / tokio of the medians; paired: median of the per-round ratios, and the rounds xev did better in"
+printf '%-8s %10s %10s %6s %7s %6s | %8s %8s %6s %7s %6s\n' scenario "xev req/s" "tok req/s" ratio paired wins \
+    "xev us" "tok us" ratio paired wins
 for scenario in $SCENARIOS; do
-    xr=$(awk -v s="$scenario" '$1 == s && $2 == "xev" {print $3}' "$RESULTS" | median)
-    tr=$(awk -v s="$scenario" '$1 == s && $2 == "tokio" {print $3}' "$RESULTS" | median)
-    xc=$(awk -v s="$scenario" '$1 == s && $2 == "xev" {print $4}' "$RESULTS" | median)
-    tc=$(awk -v s="$scenario" '$1 == s && $2 == "tokio" {print $4}' "$RESULTS" | median)
-    awk -v s="$scenario" -v xr="$xr" -v tr="$tr" -v xc="$xc" -v tc="$tc" 'BEGIN {
-        printf "%-6s %12d %12d %8.2f %14.2f %14.2f %8.2f\n", s, xr, tr, xr / tr, xc, tc, xc / tc }'
+    awk -v s="$scenario" '
+        function median(a, n,    i, j, t) {
+            for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+            return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        $2 == s && $3 == "xev" { xr[$1] = $4; xc[$1] = $5 }
+        $2 == s && $3 == "tokio" { tr[$1] = $4; tc[$1] = $5 }
+        END {
+            n = 0
+            for (r in xr) if (r in tr) {
+                n++; a[n] = xr[r]; b[n] = tr[r]; c[n] = xc[r]; d[n] = tc[r]
+                pr[n] = xr[r] / tr[r]; pc[n] = xc[r] / tc[r]
+                wr += xr[r] > tr[r]; wc += xc[r] < tc[r]
+            }
+            mxr = median(a, n); mtr = median(b, n); mxc = median(c, n); mtc = median(d, n)
+            printf "%-8s %10d %10d %6.2f %7.2f %3d/%-2d | %8.2f %8.2f %6.2f %7.2f %3d/%-2d\n", s,
+                mxr, mtr, mxr / mtr, median(pr, n), wr, n, mxc, mtc, mxc / mtc, median(pc, n), wc, n
+        }' "$RESULTS"
 done
 rm -f "$RESULTS"
 echo "servers' messages (errors other than clients going away): $(wc -l <"$LOG") lines in $LOG"
