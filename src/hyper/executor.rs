@@ -56,15 +56,13 @@ use std::future::Future;
 /// .unwrap();
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Executor {
-    _private: (),
-}
+pub struct Executor;
 
 impl Executor {
     /// An executor for the current runtime (whichever runtime hyper calls it
-    /// on).
+    /// on); the same as `Executor` or `Executor::default()`.
     pub fn new() -> Executor {
-        Executor { _private: () }
+        Executor
     }
 }
 

@@ -51,15 +51,13 @@ use super::sleep::SendSleep;
 /// });
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Timer {
-    _private: (),
-}
+pub struct Timer;
 
 impl Timer {
     /// A timer on the current runtime's clock (whichever runtime polls its
-    /// sleeps).
+    /// sleeps); the same as `Timer` or `Timer::default()`.
     pub fn new() -> Timer {
-        Timer { _private: () }
+        Timer
     }
 }
 
