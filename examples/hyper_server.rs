@@ -1,51 +1,107 @@
-//! HTTP/1.1 with [hyper] 1.x on xev: one thread, one task per connection,
-//! keep-alive on.
-//!
-//! hyper brings its own I/O traits, `hyper::rt::Read` and `hyper::rt::Write`;
-//! [`HyperIo`] below adapts anything that speaks `futures-io` (xev's
-//! `TcpStream` and its halves do) to them. hyper needs an executor only for
-//! HTTP/2, so HTTP/1 needs nothing else: `serve_connection` returns a future,
-//! and `xev::rt::spawn` runs it (it is not `Send`, which xev does not ask).
+//! HTTP with [hyper] 1.x on xev: one thread, one task per connection,
+//! HTTP/1.1 with keep-alive, or HTTP/2 with prior knowledge (h2c) with
+//! `--h2`, through `xev::hyper` (feature `hyper`).
 //!
 //! ```text
-//! cargo run --release --example hyper_server [-- --addr 127.0.0.1:3000]
+//! cargo run --release --features hyper --example hyper_server [-- --addr 127.0.0.1:3000] [--h2]
 //! curl http://127.0.0.1:3000/                        # Hello, World!
 //! curl --data 'some bytes' http://127.0.0.1:3000/echo
+//! curl --http2-prior-knowledge http://127.0.0.1:3000/   # with --h2
 //! ```
 //!
-//! `tests/hyper.rs` runs [`serve`] and talks HTTP/1.1 to it over `std::net`;
-//! `examples/hyper_tokio.rs` is the same server on tokio, for comparison
-//! (`benches/README.md`, "HTTP (hyper)").
+//! The defaults ([`Limits::default`]) keep slow or stalled clients from
+//! holding connections, file descriptors and memory:
+//!
+//! - **Slowloris.** hyper's `header_read_timeout` (10 s here; it needs
+//!   `xev::hyper::Timer`) closes a connection whose request head is not
+//!   complete in time, however slowly its bytes trickle in.
+//! - **Idle keep-alive.** hyper runs that same clock whenever it waits for
+//!   a request head, so a keep-alive connection idle for 10 s is closed.
+//! - **Clients that never read.** hyper buffers at most `max_buf_size`
+//!   (64 KiB here, plus the response being written) per connection: it
+//!   stops reading requests while it cannot write. The unsent output thus
+//!   stays under that bound plus the socket's send buffer, and once the peer
+//!   has taken nothing for the write timeout (10 s,
+//!   `xev::hyper::Io::set_write_timeout`), the connection is closed.
+//! - **Large bodies.** `/echo` collects at most 4 MiB (413 beyond).
+//!
+//! HTTP/2 has no header timeout in hyper: there, keep-alive pings (every
+//! 20 s, 20 s to answer) close connections whose peer has gone away, the
+//! write timeout covers a peer that stops reading, and at most 250 streams
+//! run at once per connection.
+//!
+//! `tests/hyper.rs` runs [`serve`] against hyper's client, curl and
+//! hand-written HTTP/1.1; `examples/hyper_tokio.rs` is the same server on
+//! tokio, for comparison (`benches/hyper_wrk.sh`).
 //!
 //! [hyper]: https://docs.rs/hyper
 
+use std::error::Error as StdError;
 use std::io;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::io::{AsyncRead, AsyncWrite};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
+use xev::hyper::{Executor, Io, Timer};
 use xev::net::TcpListener;
 
 fn main() -> io::Result<()> {
-    let addr = parse_addr()?;
+    let (addr, protocol) = parse_args()?;
     xev::rt::block_on(async {
         let listener = TcpListener::bind(addr.as_str())?;
         println!("listening on http://{}", listener.local_addr()?);
-        serve(listener).await;
+        serve(listener, protocol, Limits::default()).await;
         Ok(())
     })
 }
 
-/// Accepts connections forever and serves HTTP/1.1 on each, in a task of its
-/// own.
-pub async fn serve(listener: TcpListener) {
+/// Which HTTP a connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Http1,
+    /// HTTP/2 from the first byte (prior knowledge, or ALPN `h2` over TLS).
+    Http2,
+}
+
+/// The bounds a connection is served with; see the module docs.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// HTTP/1: a request head must arrive within this, counted from when
+    /// hyper starts waiting for it (so it is the keep-alive idle timeout too).
+    pub header_read_timeout: Duration,
+    /// A write that the peer takes nothing of for this long ends the
+    /// connection.
+    pub write_timeout: Duration,
+    /// HTTP/1: what hyper buffers per connection at most, each way.
+    pub max_buf_size: usize,
+    /// The largest request body `/echo` collects.
+    pub max_body: usize,
+    /// HTTP/2: how often to ping the peer, and how long it has to answer.
+    pub keep_alive_interval: Duration,
+    /// HTTP/2: at most this many requests at once per connection.
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            max_buf_size: 64 * 1024,
+            max_body: 4 * 1024 * 1024,
+            keep_alive_interval: Duration::from_secs(20),
+            max_concurrent_streams: 250,
+        }
+    }
+}
+
+/// Accepts connections forever and serves each in a task of its own.
+pub async fn serve(listener: TcpListener, protocol: Protocol, limits: Limits) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _peer)) => stream,
@@ -61,127 +117,115 @@ pub async fn serve(listener: TcpListener) {
         // segment back waiting for an ACK.
         let _ = stream.set_nodelay(true);
         // Detached: the task ends when the connection does.
-        drop(xev::rt::spawn(async move {
-            let connection = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(HyperIo::new(stream), service_fn(respond));
-            if let Err(error) = connection.await {
-                // A client that hangs up mid-request is routine, not news.
-                if !error.is_incomplete_message() {
-                    eprintln!("connection failed: {error}");
-                }
-            }
-        }));
+        drop(xev::rt::spawn(serve_connection(stream, protocol, limits)));
     }
 }
 
-/// The service: `GET /` says hello, `POST /echo` returns the request body,
-/// anything else is a 404.
-pub async fn respond(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+/// Serves one connection (plain TCP, or TLS from `https_server.rs`) until
+/// it ends.
+pub async fn serve_connection<S>(stream: S, protocol: Protocol, limits: Limits)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let mut io = Io::new(stream);
+    io.set_write_timeout(Some(limits.write_timeout));
+    let service = service_fn(move |request| respond(request, limits.max_body));
+    let served = match protocol {
+        Protocol::Http1 => {
+            http1::Builder::new()
+                .timer(Timer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .max_buf_size(limits.max_buf_size)
+                .keep_alive(true)
+                .serve_connection(io, service)
+                .await
+        }
+        Protocol::Http2 => {
+            http2::Builder::new(Executor::new())
+                .timer(Timer::new())
+                .keep_alive_interval(limits.keep_alive_interval)
+                .keep_alive_timeout(limits.keep_alive_interval)
+                .max_concurrent_streams(limits.max_concurrent_streams)
+                .serve_connection(io, service)
+                .await
+        }
+    };
+    if let Err(error) = served {
+        if !is_routine(&error) {
+            eprintln!("connection failed: {error}");
+        }
+    }
+}
+
+/// Errors that say a client went away or was cut off by a limit: routine
+/// on a public server, so not logged.
+pub fn is_routine(error: &hyper::Error) -> bool {
+    if error.is_incomplete_message() || error.is_timeout() || error.is_canceled() {
+        return true;
+    }
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(io_error) = cause.downcast_ref::<io::Error>() {
+            return matches!(
+                io_error.kind(),
+                io::ErrorKind::TimedOut
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+            );
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// The service: `GET /` says hello, `POST /echo` returns the request body
+/// (up to `max_body` bytes), anything else is a 404.
+pub async fn respond(
+    request: Request<Incoming>,
+    max_body: usize,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let response = match (request.method(), request.uri().path()) {
         (&Method::GET, "/") => Response::new(Full::new(Bytes::from_static(b"Hello, World!\n"))),
         (&Method::POST, "/echo") => {
-            let body = request.into_body().collect().await?.to_bytes();
-            Response::new(Full::new(body))
+            match Limited::new(request.into_body(), max_body).collect().await {
+                Ok(body) => Response::new(Full::new(body.to_bytes())),
+                Err(error) => match error.downcast::<hyper::Error>() {
+                    Ok(error) => return Err(*error),
+                    // `LengthLimitError`: the body is larger than allowed.
+                    Err(_) => with_status(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
+                },
+            }
         }
-        _ => {
-            let mut response = Response::new(Full::new(Bytes::from_static(b"not found\n")));
-            *response.status_mut() = StatusCode::NOT_FOUND;
-            response
-        }
+        _ => with_status(StatusCode::NOT_FOUND, "not found\n"),
     };
     Ok(response)
 }
 
-/// Bytes read per `poll_read` at most: hyper's own read buffer starts at 8 KiB.
-const SCRATCH_BYTES: usize = 8 * 1024;
-
-/// A `futures-io` stream (such as `xev::net::TcpStream`) as hyper's
-/// `Read` + `Write`.
-///
-/// hyper hands `poll_read` a cursor into possibly uninitialised memory, and
-/// advancing it by hand is `unsafe`. This adapter stays safe: it reads into
-/// a scratch buffer of its own and copies what arrived with `put_slice`, at
-/// most one request's worth of `memcpy`, which costs nothing next to the
-/// syscall.
-pub struct HyperIo<S> {
-    stream: S,
-    scratch: Box<[u8]>,
+fn with_status(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response
 }
 
-impl<S> HyperIo<S> {
-    /// Wraps `stream`.
-    pub fn new(stream: S) -> HyperIo<S> {
-        HyperIo {
-            stream,
-            scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> hyper::rt::Read for HyperIo<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        mut buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let len = buf.remaining().min(this.scratch.len());
-        let n = ready!(Pin::new(&mut this.stream).poll_read(cx, &mut this.scratch[..len]))?;
-        buf.put_slice(&this.scratch[..n]);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> hyper::rt::Write for HyperIo<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
-    }
-
-    /// xev's streams send all of hyper's header and body slices with one
-    /// `sendmsg`, so hyper may queue them instead of copying them into one
-    /// buffer. (For a stream with the trait's default `poll_write_vectored`,
-    /// which writes the first slice only, this is still correct: hyper
-    /// handles short writes.)
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_close(cx)
-    }
-}
-
-/// `--addr HOST:PORT`, default `127.0.0.1:3000`.
-fn parse_addr() -> io::Result<String> {
+/// `--addr HOST:PORT` (default `127.0.0.1:3000`), `--h2`.
+fn parse_args() -> io::Result<(String, Protocol)> {
     let mut args = std::env::args().skip(1);
     let mut addr = String::from("127.0.0.1:3000");
+    let mut protocol = Protocol::Http1;
     while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next()) {
-            ("--addr", Some(value)) => addr = value,
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("unknown argument {arg:?}; usage: hyper_server [--addr HOST:PORT]"),
-                ))
-            }
+        match arg.as_str() {
+            "--addr" => addr = args.next().ok_or_else(|| usage("--addr needs a value"))?,
+            "--h2" => protocol = Protocol::Http2,
+            _ => return Err(usage(&format!("unknown argument {arg:?}"))),
         }
     }
-    Ok(addr)
+    Ok((addr, protocol))
+}
+
+fn usage(problem: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{problem}; usage: hyper_server [--addr HOST:PORT] [--h2]"),
+    )
 }

@@ -315,8 +315,11 @@
 //!   implement `tokio::io::AsyncRead` and `AsyncWrite`, so `tokio-util` codecs
 //!   and TLS crates built on tokio's traits run on xev (no tokio runtime is
 //!   started).
-//! - **hyper**: `examples/hyper_server.rs` serves HTTP/1.1 with hyper 1.x
-//!   through a small `hyper::rt::Read`/`Write` adapter.
+//! - **hyper** (feature `hyper`): [`xev::hyper`]'s `Io`,
+//!   `Timer` and `Executor` are hyper 1.x's runtime traits, so hyper's
+//!   servers and clients run on xev, HTTP/2 and hyper's timeouts included;
+//!   `examples/hyper_server.rs` and `examples/https_server.rs` are servers
+//!   that slow clients cannot hold.
 //!
 //! Since xev's own `read`/`write` methods are inherent, they take precedence
 //! over the extension traits' methods of the same name: importing
@@ -342,19 +345,49 @@
 //! .unwrap();
 //! ```
 //!
+//! # HTTP with hyper
+//!
+//! With the feature `hyper`, [`xev::hyper`] gives hyper 1.x
+//! what it asks of a runtime, as hyper-util's `TokioIo`, `TokioTimer` and
+//! `TokioExecutor` do for tokio:
+//!
+//! | hyper needs | xev | for |
+//! |---|---|---|
+//! | `hyper::rt::Read` + `Write` | `xev::hyper::Io<T>`, over any futures-io stream | every connection, plain or TLS |
+//! | `hyper::rt::Timer` | `xev::hyper::Timer` | `header_read_timeout` (slowloris, idle keep-alive), HTTP/2 keep-alive |
+//! | `hyper::rt::Executor` | `xev::hyper::Executor` | HTTP/2: a `!Send` task per stream |
+//!
+//! `Io::set_write_timeout` cuts off a client that stops reading its
+//! responses. Services need not be `Send`. The module's docs show a server
+//! and a client; TLS goes through futures-rustls (its streams are
+//! futures-io, which `Io` takes as they are).
+//!
 //! # Features
 //!
 //! - `tokio-io` (off by default): `tokio::io::AsyncRead`/`AsyncWrite` for
 //!   [`net::TcpStream`], `&TcpStream`, [`net::OwnedReadHalf`] and
 //!   [`net::OwnedWriteHalf`]. Adds a dependency on `tokio` with no features
 //!   (the traits only).
+//! - `hyper` (off by default): [`xev::hyper`]. Adds a
+//!   dependency on `hyper` with no features (its runtime traits; the
+//!   application picks hyper's server or client and protocols).
+//! - `test-util` (off by default): a pausable runtime clock for tests
+//!   ([`time`]'s `pause`, `resume`, `advance`, and
+//!   `#[xev::test(start_paused = true)]`).
 //!
 //! [libxev]: https://github.com/mitchellh/libxev
 //! [mio]: https://docs.rs/mio
+#![cfg_attr(feature = "hyper", doc = "[`xev::hyper`]: crate::hyper")]
+#![cfg_attr(
+    not(feature = "hyper"),
+    doc = "[`xev::hyper`]: https://docs.rs/xev/latest/xev/hyper/index.html"
+)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
+#[cfg(feature = "hyper")]
+pub mod hyper;
 pub mod io;
 pub mod net;
 pub mod rt;

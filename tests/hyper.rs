@@ -1,10 +1,13 @@
-//! hyper 1.x serving HTTP/1.1 on xev: the server of `examples/hyper_server.rs`
-//! (compiled in here, so the test runs the example's own code) on a runtime
-//! thread of its own, and hand-written HTTP/1.1 clients over blocking
-//! `std::net` sockets, so nothing but xev runs the server side.
+//! hyper 1.x serving HTTP/1.1 and HTTP/2 on xev: the server of
+//! `examples/hyper_server.rs` (compiled in here, so the tests run the
+//! example's own code) on runtime threads of its own, checked by real
+//! clients — hyper's client on tokio, curl where installed — and by
+//! hand-written HTTP/1.1 over blocking `std::net` sockets, so nothing but
+//! xev runs the server side.
 //!
-//! Every client socket has a read timeout: a server that stops answering
-//! fails the test instead of hanging it.
+//! Every client wait is bounded (socket read timeouts, `common::http`'s
+//! step limit): a server that stops answering fails the test instead of
+//! hanging it.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,25 +15,44 @@ use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use bytes::Bytes;
+use hyper::StatusCode;
+
+mod common;
+
+use common::http::{self, Sender};
+
 #[allow(dead_code)] // its `main`
 #[path = "../examples/hyper_server.rs"]
 mod hyper_server;
 
-/// The example's server, started once for all the tests in this file on a
-/// thread that runs an xev runtime for the life of the test process.
+use hyper_server::{Limits, Protocol};
+
+/// Starts the example's server with `protocol` and the example's default
+/// limits on a thread that runs an xev runtime for the life of the test
+/// process.
+fn start(protocol: Protocol) -> SocketAddr {
+    let (addr_tx, addr_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        xev::rt::block_on(async move {
+            let listener = xev::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            hyper_server::serve(listener, protocol, Limits::default()).await;
+        })
+    });
+    addr_rx.recv().expect("the server thread binds a listener")
+}
+
+/// The HTTP/1.1 server, started once for all the tests in this file.
 fn server() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
-    *ADDR.get_or_init(|| {
-        let (addr_tx, addr_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            xev::rt::block_on(async move {
-                let listener = xev::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                hyper_server::serve(listener).await;
-            })
-        });
-        addr_rx.recv().expect("the server thread binds a listener")
-    })
+    *ADDR.get_or_init(|| start(Protocol::Http1))
+}
+
+/// The HTTP/2 (prior knowledge) server, started once.
+fn h2c_server() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| start(Protocol::Http2))
 }
 
 /// A connection to the server with a 5 s read timeout.
@@ -213,4 +235,98 @@ fn concurrent_keep_alive_clients_are_all_served() {
     for client in clients {
         client.join().expect("a client thread failed");
     }
+}
+
+/// hyper's own client, on tokio, sends 100 requests over one keep-alive
+/// HTTP/1.1 connection: every one is answered correctly, and a body over
+/// the example's limit is refused with 413 without ending the connection.
+#[test]
+fn hyper_client_keep_alive_requests_are_answered() {
+    let addr = server();
+    http::on_tokio(async {
+        let mut sender = http::connect_http1(addr).await;
+        for i in 0..100 {
+            let (status, body) = sender.send(http::request("/", None)).await;
+            assert_eq!(
+                (status, &body[..]),
+                (StatusCode::OK, &b"Hello, World!\n"[..])
+            );
+            let sent = Bytes::from(format!("request {i}"));
+            let (status, body) = sender
+                .send(http::request("/echo", Some(sent.clone())))
+                .await;
+            assert_eq!((status, body), (StatusCode::OK, sent), "request {i}");
+        }
+        let too_large = Bytes::from(vec![7; Limits::default().max_body + 1]);
+        let (status, _) = sender.send(http::request("/echo", Some(too_large))).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        let (status, _) = sender.send(http::request("/missing", None)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    });
+}
+
+/// HTTP/2 with prior knowledge: 100 requests in flight at once on one
+/// connection, each its own stream with its own body, all answered with
+/// their own body. (xev::hyper::Executor runs each stream as a task.)
+#[test]
+fn http2_hundred_concurrent_streams_on_one_connection_are_all_answered() {
+    let addr = h2c_server();
+    http::on_tokio(async {
+        let Sender::Http2(sender) = http::connect_http2(addr).await else {
+            unreachable!("connect_http2 speaks HTTP/2")
+        };
+        let streams: Vec<_> = (0..100)
+            .map(|i| {
+                let mut sender = Sender::Http2(sender.clone());
+                tokio::spawn(async move {
+                    let sent = Bytes::from(format!("stream {i} ").repeat(i + 1));
+                    let (status, body) = sender
+                        .send(http::request("/echo", Some(sent.clone())))
+                        .await;
+                    assert_eq!(status, StatusCode::OK, "stream {i}");
+                    assert_eq!(body, sent, "stream {i}");
+                })
+            })
+            .collect();
+        let mut answered = 0;
+        for stream in streams {
+            http::bounded("a stream's task", stream)
+                .await
+                .expect("a stream failed");
+            answered += 1;
+        }
+        assert_eq!(answered, 100);
+    });
+}
+
+/// curl, HTTP/1.1 then HTTP/2 with prior knowledge (skipped with a
+/// printed reason where curl, or its HTTP/2 support, is missing).
+#[test]
+fn curl_gets_and_posts_over_http1_and_h2c() {
+    let url = |addr: SocketAddr, path: &str| format!("http://{addr}{path}");
+    let Some(out) = http::curl(&["--http1.1", "-w", " %{http_version}", &url(server(), "/")])
+    else {
+        return;
+    };
+    assert!(out.status.success(), "curl failed: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, World!\n 1.1");
+
+    let out = http::curl(&["--data-binary", "curl says hi", &url(server(), "/echo")]).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "curl says hi");
+
+    if !http::curl_has_http2() {
+        return;
+    }
+    let h2 = url(h2c_server(), "/echo");
+    let out = http::curl(&[
+        "--http2-prior-knowledge",
+        "-w",
+        " %{http_version}",
+        "--data-binary",
+        "h2c",
+        &h2,
+    ])
+    .unwrap();
+    assert!(out.status.success(), "curl failed: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "h2c 2");
 }

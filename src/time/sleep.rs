@@ -196,6 +196,15 @@ impl Sleep {
         }
     }
 
+    /// Moves the deadline like [`reset`](Sleep::reset), but returns the
+    /// waker to wake instead of waking it: for callers that hold a borrow
+    /// a foreign waker's `wake` might need.
+    #[cfg(feature = "hyper")]
+    pub(crate) fn reset_deferring_wake(&mut self, deadline: Instant) -> Option<Waker> {
+        let now = self.now();
+        self.reset_at(deadline, now)
+    }
+
     /// Moves the deadline, given the clock reads `now`; returns the waker
     /// of a task that waited for the timer, if the timer has fired by moving.
     pub(super) fn reset_at(&mut self, deadline: Instant, now: Instant) -> Option<Waker> {

@@ -1,10 +1,13 @@
 //! Helpers shared by the integration tests: a seeded generator and the
 //! byte patterns it makes, a checksum, loopback connections, bounded waits,
-//! and re-running one test in a child process.
+//! re-running one test in a child process, and (in `http`) HTTP clients
+//! for the hyper examples' tests.
 //!
 //! Each test binary declares this module with `mod common;` and uses only
 //! part of it.
 #![allow(dead_code)]
+
+pub mod http;
 
 use std::future::Future;
 use std::io::{self, ErrorKind};
