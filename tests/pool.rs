@@ -352,7 +352,15 @@ fn refused_soon(addr: SocketAddr) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         match connect(addr) {
-            Err(error) if error.kind() == ErrorKind::ConnectionRefused => return Ok(()),
+            // A connect racing the close can be reset instead of refused.
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset
+                ) =>
+            {
+                return Ok(())
+            }
             Err(error) => return Err(format!("connect failed otherwise: {error}")),
             Ok(mut stream) => {
                 let _ = stream.write_all(b"?");
