@@ -209,3 +209,37 @@ async fn a_loop_of_writable_and_try_write_still_yields() -> io::Result<()> {
     within(HANG, "the drain", drain).await??;
     Ok(())
 }
+
+#[xev::test(timeout_ms = 10000)]
+async fn halves_have_the_readiness_surface_too() -> io::Result<()> {
+    let (client, server) = connected_pair().await?;
+    let (read, write) = xev::net::TcpStream::split(&server);
+    assert!(write.ready(Interest::WRITABLE).await?.is_writable());
+    poll_fn(|cx| write.poll_write_ready(cx)).await?;
+    assert_eq!(
+        write.try_write_vectored(&[IoSlice::new(b"ab"), IoSlice::new(b"c")])?,
+        3
+    );
+    client.write_all(b"xyz").await?;
+    let ready = within(HANG, "ready on a read half", read.ready(Interest::READABLE)).await?;
+    assert!(ready.is_readable());
+    poll_fn(|cx| read.poll_read_ready(cx)).await?;
+    let (mut a, mut b) = ([0; 1], [0; 2]);
+    let n = read.try_read_vectored(&mut [IoSliceMut::new(&mut a), IoSliceMut::new(&mut b)])?;
+    assert_eq!((n, &a, &b), (3, b"x", b"yz"));
+
+    let (owned_read, owned_write) = server.into_split();
+    owned_write.writable().await?;
+    assert_eq!(owned_write.try_write(b"d")?, 1);
+    client.write_all(b"!").await?;
+    within(
+        HANG,
+        "ready on an owned read half",
+        owned_read.ready(Interest::READABLE),
+    )
+    .await?;
+    let mut got = [0; 4];
+    client.read_exact(&mut got).await?;
+    assert_eq!(&got, b"abcd");
+    Ok(())
+}

@@ -7,13 +7,14 @@
 //! future is dropped before it completes (`# Cancel safety`).
 
 mod addr;
+mod halves;
 mod listener;
 mod ready;
 mod socket;
 mod split;
 mod split_borrowed;
 mod stream;
-mod sys;
+pub(crate) mod sys;
 #[cfg(feature = "tokio-io")]
 mod tokio_io;
 

@@ -1,12 +1,9 @@
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{Shutdown, SocketAddr};
-use std::pin::Pin;
+use std::io;
+use std::net::Shutdown;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
-use futures_io::{AsyncRead, AsyncWrite};
-
+use super::halves::{impl_half_futures_io, read_half_methods, write_half_methods};
 use super::TcpStream;
 
 pub(super) fn split(stream: Rc<TcpStream>) -> (OwnedReadHalf, OwnedWriteHalf) {
@@ -83,63 +80,7 @@ pub struct OwnedWriteHalf {
 }
 
 impl OwnedReadHalf {
-    /// See [`TcpStream::read`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe: if the future is dropped before it completes, no data
-    /// was read.
-    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.read(buf).await
-    }
-
-    /// See [`TcpStream::read_exact`].
-    ///
-    /// # Cancel safety
-    /// Not cancel safe: bytes read before the future is dropped are lost
-    /// (they are in `buf`, but how many is unknown).
-    pub async fn read_exact(&self, buf: &mut [u8]) -> io::Result<()> {
-        self.stream.read_exact(buf).await
-    }
-
-    /// See [`TcpStream::read_vectored`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe: if the future is dropped before it completes, no data
-    /// was read.
-    pub async fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.stream.read_vectored(bufs).await
-    }
-
-    /// See [`TcpStream::peek`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe: nothing is consumed.
-    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.peek(buf).await
-    }
-
-    /// See [`TcpStream::readable`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe: waiting consumes no data and no readiness.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.stream.readable().await
-    }
-
-    /// See [`TcpStream::try_read`].
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.try_read(buf)
-    }
-
-    /// The local address of the connection.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.local_addr()
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.peer_addr()
-    }
+    read_half_methods!();
 
     /// The stream, for trait impls in other modules.
     #[cfg_attr(not(feature = "tokio-io"), allow(dead_code))]
@@ -162,58 +103,11 @@ impl OwnedReadHalf {
 }
 
 impl OwnedWriteHalf {
-    /// See [`TcpStream::write`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe: if the future is dropped before it completes, nothing
-    /// was written.
-    pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.write(buf).await
-    }
-
-    /// See [`TcpStream::write_all`].
-    ///
-    /// # Cancel safety
-    /// Not cancel safe: an unknown prefix of `buf` may have been written.
-    pub async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
-        self.stream.write_all(buf).await
-    }
-
-    /// See [`TcpStream::write_vectored`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe: if the future is dropped before it completes, nothing
-    /// was written.
-    pub async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.stream.write_vectored(bufs).await
-    }
-
-    /// See [`TcpStream::writable`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe: waiting consumes no readiness.
-    pub async fn writable(&self) -> io::Result<()> {
-        self.stream.writable().await
-    }
-
-    /// See [`TcpStream::try_write`].
-    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.try_write(buf)
-    }
+    write_half_methods!();
 
     /// Shuts down the write side now (what dropping the half does).
     pub fn shutdown(&self) -> io::Result<()> {
         self.stream.shutdown(Shutdown::Write)
-    }
-
-    /// The local address of the connection.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.local_addr()
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.peer_addr()
     }
 
     /// The stream, for [`WriteQueue`](crate::io::WriteQueue) and options.
@@ -323,47 +217,4 @@ impl AsRef<TcpStream> for OwnedWriteHalf {
     }
 }
 
-impl AsyncRead for OwnedReadHalf {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.stream.poll_read_priv(cx, buf)
-    }
-
-    fn poll_read_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.stream.poll_read_vectored_priv(cx, bufs)
-    }
-}
-
-impl AsyncWrite for OwnedWriteHalf {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.stream.poll_write_priv(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.stream.poll_write_vectored_priv(cx, bufs)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// Shuts down the write side: the peer reads end of stream.
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.shutdown())
-    }
-}
+impl_half_futures_io!(read: OwnedReadHalf; write: OwnedWriteHalf);

@@ -8,13 +8,10 @@
 //! the connection.
 
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{Shutdown, SocketAddr};
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::io;
+use std::net::Shutdown;
 
-use futures_io::{AsyncRead, AsyncWrite};
-
+use super::halves::{impl_half_futures_io, read_half_methods, write_half_methods};
 use super::TcpStream;
 
 pub(super) fn split(stream: &TcpStream) -> (ReadHalf<'_>, WriteHalf<'_>) {
@@ -88,119 +85,16 @@ pub struct WriteHalf<'a> {
 }
 
 impl ReadHalf<'_> {
-    /// See [`TcpStream::read`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe: if the future is dropped before it completes, no data
-    /// was read.
-    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.read(buf).await
-    }
-
-    /// See [`TcpStream::read_exact`].
-    ///
-    /// # Cancel safety
-    /// Not cancel safe: bytes read before the future is dropped are lost
-    /// (they are in `buf`, but how many is unknown).
-    pub async fn read_exact(&self, buf: &mut [u8]) -> io::Result<()> {
-        self.stream.read_exact(buf).await
-    }
-
-    /// See [`TcpStream::read_vectored`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe: if the future is dropped before it completes, no data
-    /// was read.
-    pub async fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.stream.read_vectored(bufs).await
-    }
-
-    /// See [`TcpStream::peek`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe: nothing is consumed.
-    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.peek(buf).await
-    }
-
-    /// See [`TcpStream::readable`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe: waiting consumes no data and no readiness.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.stream.readable().await
-    }
-
-    /// See [`TcpStream::try_read`].
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.try_read(buf)
-    }
-
-    /// The local address of the connection.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.local_addr()
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.peer_addr()
-    }
+    read_half_methods!();
 }
 
 impl WriteHalf<'_> {
-    /// See [`TcpStream::write`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe: if the future is dropped before it completes, nothing
-    /// was written.
-    pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.write(buf).await
-    }
-
-    /// See [`TcpStream::write_all`].
-    ///
-    /// # Cancel safety
-    /// Not cancel safe: an unknown prefix of `buf` may have been written.
-    pub async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
-        self.stream.write_all(buf).await
-    }
-
-    /// See [`TcpStream::write_vectored`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe: if the future is dropped before it completes, nothing
-    /// was written.
-    pub async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.stream.write_vectored(bufs).await
-    }
-
-    /// See [`TcpStream::writable`].
-    ///
-    /// # Cancel safety
-    /// Cancel safe: waiting consumes no readiness.
-    pub async fn writable(&self) -> io::Result<()> {
-        self.stream.writable().await
-    }
-
-    /// See [`TcpStream::try_write`].
-    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.try_write(buf)
-    }
+    write_half_methods!();
 
     /// Shuts down the write side of the stream: the peer reads end of
     /// stream. (Dropping the half does not.)
     pub fn shutdown(&self) -> io::Result<()> {
         self.stream.shutdown(Shutdown::Write)
-    }
-
-    /// The local address of the connection.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.local_addr()
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.peer_addr()
     }
 }
 
@@ -243,48 +137,4 @@ impl fmt::Debug for WriteHalf<'_> {
     }
 }
 
-impl AsyncRead for ReadHalf<'_> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.stream.poll_read_priv(cx, buf)
-    }
-
-    fn poll_read_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.stream.poll_read_vectored_priv(cx, bufs)
-    }
-}
-
-impl AsyncWrite for WriteHalf<'_> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.stream.poll_write_priv(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.stream.poll_write_vectored_priv(cx, bufs)
-    }
-
-    /// Sends are not buffered in user space: nothing to flush.
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// Shuts down the write side: the peer reads end of stream.
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.shutdown())
-    }
-}
+impl_half_futures_io!(read: ReadHalf<'_>; write: WriteHalf<'_>);

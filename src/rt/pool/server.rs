@@ -217,37 +217,19 @@ fn listen(addr: SocketAddr, mode: AcceptMode) -> io::Result<std::net::TcpListene
     Ok(socket.into())
 }
 
-// Where socket2 offers `SO_REUSEPORT`.
-#[cfg(all(
-    unix,
-    not(any(
-        target_os = "solaris",
-        target_os = "illumos",
-        target_os = "cygwin",
-        target_os = "nuttx",
-        target_os = "wasi"
-    ))
-))]
+/// `SO_REUSEPORT`, with an error that names the other mode where the
+/// platform lacks it.
 fn set_reuse_port(socket: &Socket) -> io::Result<()> {
-    socket.set_reuse_port(true)
-}
-
-#[cfg(not(all(
-    unix,
-    not(any(
-        target_os = "solaris",
-        target_os = "illumos",
-        target_os = "cygwin",
-        target_os = "nuttx",
-        target_os = "wasi"
-    ))
-)))]
-fn set_reuse_port(_: &Socket) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "AcceptMode::ReusePort needs SO_REUSEPORT, which this platform does not have; use \
-         AcceptMode::Acceptor",
-    ))
+    crate::net::sys::set_reuse_port(socket.into(), true).map_err(|error| {
+        if error.kind() != io::ErrorKind::Unsupported {
+            return error;
+        }
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            "AcceptMode::ReusePort needs SO_REUSEPORT, which this platform does not have; use \
+             AcceptMode::Acceptor",
+        )
+    })
 }
 
 /// What the workers of one `serve` share.
