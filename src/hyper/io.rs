@@ -32,7 +32,7 @@ pin_project! {
     /// hyper's `serve_connection` and `handshake` take.
     ///
     /// hyper reads into a cursor over possibly uninitialised memory, which
-    /// only `unsafe` code can fill in place. `Io` stays safe: a read lands in
+    /// safe code cannot fill in place. `Io` stays safe: a read lands in
     /// a buffer of the thread's (64 KiB, shared by every `Io` on the thread)
     /// and is copied into hyper's; a `memcpy` of what one syscall returned
     /// costs little next to the syscall.
