@@ -345,11 +345,12 @@ impl Registration {
     ) -> Poll<io::Result<T>> {
         match key {
             Some(key) => {
-                if !self.io.is_shut_down() {
-                    if let Some(task) = self.core.running_task(cx.waker()) {
-                        if self.io.waiters(direction).wait_task(key, task) {
-                            return Poll::Pending;
-                        }
+                // A task of this runtime is being polled, so the runtime is
+                // running, not shut down (shutdown only drops tasks): no
+                // shut-down check is needed before waiting.
+                if let Some(task) = self.core.running_task(cx.waker()) {
+                    if self.io.waiters(direction).wait_task(key, task) {
+                        return Poll::Pending;
                     }
                 }
                 self.wait_any(cx, direction, Some(key))
