@@ -7,7 +7,7 @@
 //! hanging it. Four workers on a two-core machine is fine: unpinned
 //! workers share the CPUs.
 
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -512,58 +512,28 @@ fn example_stops_gracefully_on_sigterm(mode: &str) {
 
     let mut child: Child =
         common::child::start(EXAMPLE_CHILD, &[("XEV_EXAMPLE_MODE", mode.to_owned())]);
-    let pid = child.id();
-    let stdout = child.stdout.take().unwrap();
-    let (line_tx, line_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if line_tx.send(line.unwrap_or_default()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut output = Vec::new();
-    let addr: SocketAddr = loop {
-        let line = line_rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the example prints `listening on http://ADDR`");
-        output.push(line.clone());
-        // libtest prints the test's name first, on the same line.
-        if let Some((_, addr)) = line.split_once("listening on http://") {
-            break addr.trim().parse().unwrap();
-        }
-    };
+    let mut lines = common::child::Lines::of(&mut child);
+    let addr = lines.address_after("listening on http://");
     assert!(http_get(addr, "/").unwrap().ends_with("Hello, World!\n"));
 
     let slow = std::thread::spawn(move || http_get(addr, "/slow?ms=300"));
     std::thread::sleep(Duration::from_millis(100)); // the request is in
-                                                    // SAFETY: `kill` has no memory-safety preconditions; the pid is our
-                                                    // unreaped child's.
-    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) }, 0);
+    common::child::terminate(&child);
     let signalled = Instant::now();
 
     std::thread::sleep(Duration::from_millis(100));
     let refused = refused_soon(addr);
 
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if signalled.elapsed() > EXAMPLE_GRACE + Duration::from_secs(1) {
-            let _ = child.kill();
-            panic!(
-                "the example still runs {:?} after SIGTERM",
-                signalled.elapsed()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = common::child::exit_by(
+        &mut child,
+        signalled + EXAMPLE_GRACE + Duration::from_secs(1),
+        "the example still runs grace + 1 s after SIGTERM",
+    );
     let response = slow.join().unwrap().expect("the slow request is answered");
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(response.ends_with("slept 300 ms\n"), "{response}");
     refused.expect("a connection after SIGTERM is refused or reset");
-    output.extend(line_rx.try_iter());
-    let output = output.join("\n");
+    let output = lines.all();
     assert!(
         status.success(),
         "the example exited with {status}\n{output}"

@@ -184,30 +184,13 @@ fn graceful_example_child() {
 
 #[test]
 fn graceful_example_lets_a_live_connection_finish_after_sigterm() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::{SocketAddr, TcpStream};
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
     use std::time::Instant;
 
     let mut child = common::child::start(GRACEFUL_CHILD, &[]);
-    let stdout = child.stdout.take().unwrap();
-    let (line_tx, line_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if line_tx.send(line.unwrap_or_default()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut output = Vec::new();
-    let addr: SocketAddr = loop {
-        let line = line_rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the example prints `listening on ADDR`");
-        output.push(line.clone());
-        if let Some((_, addr)) = line.split_once("listening on ") {
-            break addr.trim().parse().unwrap();
-        }
-    };
+    let mut lines = common::child::Lines::of(&mut child);
+    let addr = lines.address_after("listening on ");
     let mut live = TcpStream::connect(addr).unwrap();
     live.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -216,12 +199,7 @@ fn graceful_example_lets_a_live_connection_finish_after_sigterm() {
     live.read_exact(&mut echo).unwrap();
     assert_eq!(&echo, b"before");
 
-    // SAFETY: `kill` has no memory-safety preconditions; the pid is our
-    // unreaped child's.
-    assert_eq!(
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
-        0
-    );
+    common::child::terminate(&child);
     // The listener closes...
     let deadline = Instant::now() + Duration::from_secs(5);
     while TcpStream::connect(addr).is_ok() {
@@ -237,28 +215,14 @@ fn graceful_example_lets_a_live_connection_finish_after_sigterm() {
     assert_eq!(&echo, b"after!");
     drop(live);
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the example did not exit once its last connection closed");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = common::child::exit_by(
+        &mut child,
+        Instant::now() + Duration::from_secs(5),
+        "the example did not exit once its last connection closed",
+    );
     let mut rest = String::new();
     let _ = child.stderr.take().unwrap().read_to_string(&mut rest);
-    output.extend(line_rx.try_iter());
-    assert!(
-        status.success(),
-        "exit {status}\n{}\n{rest}",
-        output.join("\n")
-    );
-    assert!(
-        output.join("\n").contains("1 passed"),
-        "{}",
-        output.join("\n")
-    );
+    let output = lines.all();
+    assert!(status.success(), "exit {status}\n{output}\n{rest}");
+    assert!(output.contains("1 passed"), "{output}");
 }

@@ -189,6 +189,84 @@ pub mod child {
         finish(test, start(test, &[]));
     }
 
+    /// A child's stdout, read line by line on a thread of its own, so a
+    /// test can wait for one line without blocking on the pipe for good.
+    pub struct Lines {
+        rx: mpsc::Receiver<String>,
+        /// Every line received so far.
+        pub seen: Vec<String>,
+    }
+
+    impl Lines {
+        /// Takes `child`'s stdout (it must be piped, as [`start`] does).
+        pub fn of(child: &mut Child) -> Lines {
+            use std::io::{BufRead, BufReader};
+
+            let stdout = child.stdout.take().expect("the child's stdout is piped");
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    if tx.send(line.unwrap_or_default()).is_err() {
+                        break;
+                    }
+                }
+            });
+            Lines {
+                rx,
+                seen: Vec::new(),
+            }
+        }
+
+        /// Waits (20 s at most) for a line with `marker` followed by a
+        /// socket address, and returns the address. libtest may print the
+        /// test's name first on the same line.
+        pub fn address_after(&mut self, marker: &str) -> std::net::SocketAddr {
+            loop {
+                let line = self
+                    .rx
+                    .recv_timeout(Duration::from_secs(20))
+                    .unwrap_or_else(|_| panic!("the child prints `{marker}ADDR`"));
+                self.seen.push(line.clone());
+                if let Some((_, addr)) = line.split_once(marker) {
+                    return addr.trim().parse().expect("an address after the marker");
+                }
+            }
+        }
+
+        /// Every line so far, those not yet waited for included, one per line.
+        pub fn all(&mut self) -> String {
+            self.seen.extend(self.rx.try_iter());
+            self.seen.join("\n")
+        }
+    }
+
+    /// Sends `SIGTERM` to `child`.
+    pub fn terminate(child: &Child) {
+        // SAFETY: `kill` has no memory-safety preconditions; the pid is our
+        // unreaped child's, so it cannot have been reused.
+        let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(sent, 0, "SIGTERM to the child");
+    }
+
+    /// Waits for `child` to exit until `deadline`; kills it and panics
+    /// with `what` if it is still running then.
+    pub fn exit_by(
+        child: &mut Child,
+        deadline: std::time::Instant,
+        what: &str,
+    ) -> std::process::ExitStatus {
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for the child") {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{what}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// How many fds this process has open.
     #[cfg(target_os = "linux")]
     pub fn open_fds() -> usize {
