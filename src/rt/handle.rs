@@ -8,7 +8,8 @@ use std::sync::Arc;
 use super::completion::{Completion, RemoteTask};
 use super::context::{self, ContextGuard, Missing};
 use super::id::Id;
-use super::runtime::{Runtime, Shared};
+use super::runtime::Runtime;
+use super::shared::Shared;
 use super::JoinHandle;
 
 /// A handle to a runtime, to spawn tasks on it from any thread.

@@ -40,6 +40,7 @@ mod pool;
 pub(crate) mod reactor;
 pub(crate) mod run_queue;
 pub(crate) mod runtime;
+pub(crate) mod shared;
 pub(crate) mod task;
 pub(crate) mod timer;
 pub(crate) mod waiters;

@@ -26,7 +26,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use super::id::Id;
 use super::join::{Abort, AbortHandle, Join, JoinError};
-use super::runtime::Shared;
+use super::shared::Shared;
 
 /// A task's slab key plus the generation of the task that owns the slot, so
 /// a wake for a finished task never runs the task that reuses its slot.
