@@ -145,23 +145,29 @@ pub mod child {
             .expect("start a child test process")
     }
 
-    /// Waits for `child` (killing it after [`CHILD_LIMIT`]) and checks that it
-    /// ran `test`, passed and was not killed by a signal. Returns its stdout.
-    pub fn finish(test: &str, child: Child) -> String {
-        use std::os::unix::process::ExitStatusExt;
-
+    /// Waits for `child`, started for `test`, and returns its output; kills
+    /// it and panics if it is still running after `limit`.
+    pub fn wait_within(test: &str, child: Child, limit: Duration) -> Output {
         let pid = child.id();
         let (done_tx, done_rx) = mpsc::channel();
         std::thread::spawn(move || done_tx.send(child.wait_with_output()));
-        let output: Output = match done_rx.recv_timeout(CHILD_LIMIT) {
+        match done_rx.recv_timeout(limit) {
             Ok(output) => output.expect("wait for the child"),
             Err(_) => {
                 // SAFETY: `kill` has no memory-safety preconditions; the pid
                 // is our unreaped child's, so it cannot have been reused.
                 unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-                panic!("the child running `{test}` was still running after {CHILD_LIMIT:?}");
+                panic!("the child running `{test}` was still running after {limit:?}");
             }
-        };
+        }
+    }
+
+    /// Waits for `child` (killing it after [`CHILD_LIMIT`]) and checks that it
+    /// ran `test`, passed and was not killed by a signal. Returns its stdout.
+    pub fn finish(test: &str, child: Child) -> String {
+        use std::os::unix::process::ExitStatusExt;
+
+        let output = wait_within(test, child, CHILD_LIMIT);
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(
