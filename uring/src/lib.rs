@@ -46,7 +46,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,10 @@ pub const POLLRDHUP: u32 = libc::POLLRDHUP as u32;
 pub const POLLHUP: u32 = libc::POLLHUP as u32;
 /// `POLLERR`: an error is pending on the socket.
 pub const POLLERR: u32 = libc::POLLERR as u32;
+/// The errno of a cancelled operation's completion.
+pub const ECANCELED: i32 = libc::ECANCELED;
+/// The errno of an operation on a closed descriptor.
+pub const EBADF: i32 = libc::EBADF;
 
 /// Checks that io_uring can be used here: a ring can be set up, the kernel
 /// has the features this crate relies on (`EXT_ARG` waits with a timeout,
@@ -273,6 +277,18 @@ impl Ring {
         let entry = opcode::PollAdd::new(Fd(fd.as_raw_fd()), events)
             .multi(true)
             .build();
+        // SAFETY: a poll reads and writes no memory of ours.
+        unsafe { self.queue(entry, token, None, false) }
+    }
+
+    /// [`poll`](Ring::poll) by descriptor number, for files whose owner
+    /// exposes only that (the number is resolved at submission; see the
+    /// crate docs).
+    ///
+    /// # Errors
+    /// Only if the submission queue is full and submitting it fails.
+    pub fn poll_raw(&mut self, fd: RawFd, events: u32, token: u64) -> io::Result<OpId> {
+        let entry = opcode::PollAdd::new(Fd(fd), events).multi(true).build();
         // SAFETY: a poll reads and writes no memory of ours.
         unsafe { self.queue(entry, token, None, false) }
     }
