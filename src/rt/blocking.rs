@@ -46,7 +46,7 @@ struct Pool {
     keep_alive: Duration,
     /// Woken when the last closure in flight finishes, so a runtime that
     /// waits for blocking work to drain (a paused clock) looks again.
-    unpark: Arc<mio::Waker>,
+    unpark: Arc<crate::rt::reactor::Unpark>,
 }
 
 #[derive(Default)]
@@ -112,7 +112,7 @@ impl BlockingPool {
     pub(crate) fn new(
         max_threads: usize,
         keep_alive: Duration,
-        unpark: Arc<mio::Waker>,
+        unpark: Arc<crate::rt::reactor::Unpark>,
     ) -> BlockingPool {
         BlockingPool {
             inner: Arc::new(Pool {

@@ -3,6 +3,7 @@
 use std::io;
 use std::time::Duration;
 
+use super::backend::Backend;
 use super::blocking::{DEFAULT_KEEP_ALIVE, DEFAULT_MAX_THREADS};
 use super::runtime::Runtime;
 
@@ -22,6 +23,8 @@ pub struct Builder {
     pub(crate) thread_keep_alive: Duration,
     /// Set by `start_paused` (feature `test-util`, in `time::clock`).
     pub(crate) start_paused: bool,
+    /// `None`: `XEV_BACKEND`'s, else `Poll`.
+    pub(crate) backend: Option<Backend>,
 }
 
 impl Builder {
@@ -32,6 +35,7 @@ impl Builder {
             max_blocking_threads: DEFAULT_MAX_THREADS,
             thread_keep_alive: DEFAULT_KEEP_ALIVE,
             start_paused: false,
+            backend: None,
         }
     }
 
@@ -86,10 +90,42 @@ impl Builder {
         self
     }
 
+    /// How the runtime waits for I/O: mio's epoll ([`Backend::Poll`]),
+    /// io_uring ([`Backend::IoUring`]), or io_uring where the kernel allows
+    /// it ([`Backend::Auto`]). Without this call, the environment variable
+    /// `XEV_BACKEND` (`auto`, `poll`, `io_uring`) decides, and `Poll` when
+    /// it is unset. The API behaves the same on every backend.
+    ///
+    /// ```
+    /// use xev::rt::{Backend, Runtime};
+    ///
+    /// let rt = Runtime::builder().backend(Backend::Auto).build().unwrap();
+    /// // Whichever was chosen, sockets work the same:
+    /// let echoed = rt.block_on(async {
+    ///     let listener = xev::net::TcpListener::bind("127.0.0.1:0")?;
+    ///     let client = xev::net::TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     client.write_all(b"hi").await?;
+    ///     let mut buf = [0; 2];
+    ///     server.read_exact(&mut buf).await?;
+    ///     std::io::Result::Ok(buf)
+    /// });
+    /// assert_eq!(&echoed.unwrap(), b"hi");
+    /// ```
+    pub fn backend(&mut self, backend: Backend) -> &mut Builder {
+        self.backend = Some(backend);
+        self
+    }
+
     /// Builds the runtime.
     ///
     /// # Errors
-    /// If the OS refuses to create the `epoll` instance or its eventfd.
+    /// If the OS refuses to create the `epoll` instance or its eventfd;
+    /// with [`Backend::IoUring`], if the kernel refuses io_uring (its
+    /// errno: `ENOSYS`, `EPERM`, `ENOMEM`; `Unsupported` for a missing
+    /// feature); [`InvalidInput`](io::ErrorKind::InvalidInput) if
+    /// `XEV_BACKEND` holds something else than `auto`, `poll` or
+    /// `io_uring`.
     pub fn build(&self) -> io::Result<Runtime> {
         Runtime::build(self)
     }

@@ -27,6 +27,7 @@
 //! assert_eq!(total, 60);
 //! ```
 
+mod backend;
 mod blocking;
 mod builder;
 mod completion;
@@ -49,6 +50,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+pub use backend::Backend;
 pub use builder::Builder;
 pub use handle::{EnterGuard, Handle, TryCurrentError};
 pub use id::Id;

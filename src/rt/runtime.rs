@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use slab::Slab;
 
+use super::backend::{self, Backend};
 use super::blocking::BlockingPool;
 use super::builder::Builder;
 use super::context;
@@ -97,6 +98,11 @@ pub(crate) struct Core {
     ids: IdBlock,
     /// I/O operations the task being polled may still complete.
     io_budget: Cell<u32>,
+    /// A `block_on` is running the loop.
+    driving: Cell<bool>,
+    /// The backend the reactor runs on, and why.
+    backend: Backend,
+    backend_reason: String,
 }
 
 impl Core {
@@ -374,6 +380,29 @@ impl Runtime {
         self.core.spawn(future)
     }
 
+    /// The backend this runtime waits for I/O with: [`Backend::Poll`] or
+    /// [`Backend::IoUring`], never `Auto` (which resolves to one of them
+    /// when the runtime is built).
+    ///
+    /// ```
+    /// use xev::rt::{Backend, Runtime};
+    ///
+    /// let rt = Runtime::builder().backend(Backend::Poll).build().unwrap();
+    /// assert_eq!(rt.backend(), Backend::Poll);
+    /// ```
+    pub fn backend(&self) -> Backend {
+        self.core.backend
+    }
+
+    /// Why the runtime runs on [`backend`](Self::backend): who asked for
+    /// it (the builder, `XEV_BACKEND`, the default) and, under
+    /// [`Backend::Auto`], what the io_uring probe found, e.g. `"poll, auto
+    /// (set by XEV_BACKEND): io_uring refused: io_uring_setup: Operation not
+    /// permitted (os error 1)"`. Also in the runtime's `Debug` output.
+    pub fn backend_reason(&self) -> &str {
+        &self.core.backend_reason
+    }
+
     /// A [`Handle`] to this runtime, to spawn on it from other threads.
     ///
     /// ```
@@ -425,6 +454,7 @@ impl Runtime {
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let _enter = context::enter_driving(&self.core);
         let core = &*self.core;
+        let _driving = Driving::start(core);
         let mut future = pin!(future);
         let main_waker = TaskWaker::new(MAIN_TASK, core.ids.next(), core.shared.clone());
         let waker = main_waker.waker();
@@ -473,6 +503,33 @@ impl Core {
     }
 }
 
+/// Marks the loop as running for as long as `block_on` runs it; when it
+/// stops (return or panic), submits what the reactor has queued, which the
+/// loop's next turn would have.
+struct Driving<'a>(&'a Core);
+
+impl<'a> Driving<'a> {
+    fn start(core: &'a Core) -> Driving<'a> {
+        core.driving.set(true);
+        Driving(core)
+    }
+}
+
+impl Drop for Driving<'_> {
+    fn drop(&mut self) {
+        self.0.driving.set(false);
+        self.0.reactor.flush();
+    }
+}
+
+impl Core {
+    /// Whether a `block_on` is running this runtime's loop: what the
+    /// reactor queues now is submitted by the loop's next turn.
+    pub(crate) fn is_driving(&self) -> bool {
+        self.driving.get()
+    }
+}
+
 impl Drop for Runtime {
     fn drop(&mut self) {
         // Tasks are dropped inside this runtime's context, so their
@@ -485,6 +542,8 @@ impl Drop for Runtime {
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")
+            .field("backend", &self.core.backend)
+            .field("backend_reason", &self.core.backend_reason)
             .field("tasks", &self.core.tasks.borrow().len())
             .finish_non_exhaustive()
     }
@@ -493,8 +552,9 @@ impl fmt::Debug for Runtime {
 impl Runtime {
     /// A runtime configured by `builder`.
     pub(crate) fn build(builder: &Builder) -> io::Result<Runtime> {
-        let reactor = Reactor::new(builder.event_capacity)?;
-        let unpark = Arc::new(reactor.waker()?);
+        let choice = backend::choose(builder.backend)?;
+        let reactor = Reactor::new(choice.backend, builder.event_capacity)?;
+        let unpark = Arc::new(reactor.unpark()?);
         let blocking = BlockingPool::new(
             builder.max_blocking_threads,
             builder.thread_keep_alive,
@@ -519,6 +579,9 @@ impl Runtime {
             shutting_down: Cell::new(false),
             ids: IdBlock::new(),
             io_budget: Cell::new(IO_BUDGET),
+            driving: Cell::new(false),
+            backend: choice.backend,
+            backend_reason: choice.reason,
         };
         Ok(Runtime {
             core: Rc::new(core),

@@ -15,7 +15,7 @@ pub(crate) struct Shared {
     /// True from the first remote wake until the loop drains the remote queue,
     /// so a storm of wakes writes to the reactor's eventfd once.
     pub(super) notified: AtomicBool,
-    pub(super) unpark: Arc<mio::Waker>,
+    pub(super) unpark: Arc<crate::rt::reactor::Unpark>,
     /// The threads of `spawn_blocking`.
     pub(crate) blocking: BlockingPool,
 }

@@ -171,7 +171,7 @@ pub fn signal(kind: SignalKind) -> io::Result<Signal> {
             format!("cannot listen for signal {}: {error}", kind.0),
         )
     })?;
-    let registration = Registration::new(
+    let registration = Registration::new_source(
         &mut signals,
         Interest::READABLE,
         "`xev::signal::unix::signal`",

@@ -1,249 +1,21 @@
-//! The reactor: a `mio::Poll` and the readiness of every registered socket.
-//!
-//! Each registered socket has a [`ScheduledIo`]: the readiness the reactor
-//! has seen and not yet been told is gone, and a list of waiters per
-//! direction ([`WaiterList`]: any number of tasks and wakers, all woken by
-//! readiness; a future's entry goes when the future is dropped). The
-//! socket's [`Registration`] and the reactor's slab share it (an `Rc`), so an
-//! operation reaches it directly and only event dispatch looks it up, by
-//! token. The mio token is the slab key plus a generation, so an event
-//! still queued for a socket that was closed, and whose fd and slot were
-//! reused, is recognised as stale and dropped.
-//!
-//! Sockets are registered once, edge-triggered, for both directions. An
-//! operation first checks the cached readiness; only when the syscall says
-//! `WouldBlock`, or a read or send moves fewer bytes than asked (the socket's
-//! buffer is then drained or full, and the kernel signals the next change as
-//! a new edge), is that direction's readiness cleared and a waiter added. So
-//! readiness that arrives while an operation is in flight is never lost, and
-//! no `epoll_ctl` is needed per operation.
-//!
-//! "Short" counts only what one call can move: at most `IOV_MAX` slices
-//! (the stream passes no more) and at most Linux's `MAX_RW_COUNT` bytes, so
-//! a capped call never clears readiness while data or room remains.
-//!
-//! Waiting for readiness (`readable()`, `ready()`) takes none of the task's
-//! cooperative budget but yields once it is spent; transfers, including the
-//! `try_*` operations, spend it.
-//!
-//! Everything here runs on the runtime's thread. Tasks are queued by id
-//! during dispatch; other wakers are woken after each event with the slab
-//! released, so a waker that drops a socket cannot hit a `RefCell` already
-//! borrowed, and that socket's later events in the batch wake nobody.
+//! [`Registration`]: a socket's handle on the reactor, and the operations'
+//! readiness rule.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use mio::event::Source;
-use mio::{Events, Interest, Token};
-use slab::Slab;
+use mio::{Interest, Token};
 
-use super::context;
-use super::runtime::Core;
-use super::task::TaskId;
-use super::waiters::{WaitKey, WaiterList, Wakers};
-
-/// Low bits of a token hold the slab key, high bits the generation.
-const KEY_BITS: u32 = if usize::BITS >= 64 { 32 } else { 24 };
-const KEY_MASK: usize = (1 << KEY_BITS) - 1;
-/// Generations wrap within the bits left above the key.
-const GENERATION_MASK: u32 = if usize::BITS >= 64 {
-    u32::MAX
-} else {
-    (1 << (usize::BITS - KEY_BITS)) - 1
+use super::{
+    shut_down_error, wrong_runtime_error, Direction, ScheduledIo, GENERATION_MASK, KEY_BITS,
+    KEY_MASK, MAX_TRANSFER, SHUT_DOWN,
 };
-/// The most bytes one read or send moves on any platform xev runs on
-/// (Linux caps every transfer at `MAX_RW_COUNT`, 2 GiB less a page): a
-/// larger request that moves this much says nothing about the buffer.
-const MAX_TRANSFER: usize = 0x7fff_f000;
-/// The token of the eventfd that other threads use to interrupt `poll`.
-const UNPARK_TOKEN: Token = Token(usize::MAX);
-
-pub(crate) const READABLE: u8 = 0b0001;
-pub(crate) const WRITABLE: u8 = 0b0010;
-pub(crate) const READ_CLOSED: u8 = 0b0100;
-pub(crate) const WRITE_CLOSED: u8 = 0b1000;
-/// Set, alone, on every socket when the runtime shuts down: operations then
-/// fail instead of waiting for events that will never come. Checked only
-/// once an operation finds its direction not ready.
-const SHUT_DOWN: u8 = 0b1_0000;
-
-/// The direction of an I/O operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Direction {
-    Read,
-    Write,
-}
-
-impl Direction {
-    /// The readiness bits that let an operation in this direction proceed.
-    /// Closed bits are never cleared: a closed direction never blocks again.
-    fn mask(self) -> u8 {
-        match self {
-            Direction::Read => READABLE | READ_CLOSED,
-            Direction::Write => WRITABLE | WRITE_CLOSED,
-        }
-    }
-
-    /// The bit cleared when an operation sees `WouldBlock`.
-    fn ready_bit(self) -> u8 {
-        match self {
-            Direction::Read => READABLE,
-            Direction::Write => WRITABLE,
-        }
-    }
-}
-
-/// A registered socket's readiness and waiters, shared by the reactor's slab
-/// and the socket's [`Registration`]: an operation reaches it without a
-/// slab lookup.
-struct ScheduledIo {
-    generation: u32,
-    readiness: Cell<u8>,
-    readers: WaiterList,
-    writers: WaiterList,
-}
-
-impl ScheduledIo {
-    #[inline]
-    fn waiters(&self, direction: Direction) -> &WaiterList {
-        match direction {
-            Direction::Read => &self.readers,
-            Direction::Write => &self.writers,
-        }
-    }
-
-    /// Whether an operation in `direction` may proceed.
-    #[inline]
-    fn is_ready(&self, direction: Direction) -> bool {
-        self.readiness.get() & direction.mask() != 0
-    }
-
-    /// Whether the runtime has shut down (see [`SHUT_DOWN`]).
-    fn is_shut_down(&self) -> bool {
-        self.readiness.get() & SHUT_DOWN != 0
-    }
-
-    /// Forgets `direction`'s readiness until epoll's next edge.
-    #[inline]
-    fn clear_ready(&self, direction: Direction) {
-        self.readiness
-            .set(self.readiness.get() & !direction.ready_bit());
-    }
-
-    /// Adds `ready` to the readiness and takes every waiter of each
-    /// direction it concerns.
-    #[inline(always)]
-    fn set_ready(&self, ready: u8, wake_task: &impl Fn(TaskId), wakers: &mut Wakers) {
-        self.readiness.set(self.readiness.get() | ready);
-        if ready & Direction::Read.mask() != 0 {
-            self.readers.wake_all(wake_task, wakers);
-        }
-        if ready & Direction::Write.mask() != 0 {
-            self.writers.wake_all(wake_task, wakers);
-        }
-    }
-}
-
-pub(crate) struct Reactor {
-    poll: RefCell<mio::Poll>,
-    events: RefCell<Events>,
-    ios: RefCell<Slab<Rc<ScheduledIo>>>,
-    /// Tells successive sockets in the same slab slot apart.
-    next_generation: Cell<u32>,
-    /// Set when the runtime is dropped: sockets registered from then on
-    /// start shut down.
-    shut_down: Cell<bool>,
-}
-
-impl Reactor {
-    pub(crate) fn new(event_capacity: usize) -> io::Result<Reactor> {
-        Ok(Reactor {
-            poll: RefCell::new(mio::Poll::new()?),
-            events: RefCell::new(Events::with_capacity(event_capacity)),
-            ios: RefCell::new(Slab::new()),
-            next_generation: Cell::new(0),
-            shut_down: Cell::new(false),
-        })
-    }
-
-    /// A waker that interrupts `poll` from any thread.
-    pub(crate) fn waker(&self) -> io::Result<mio::Waker> {
-        mio::Waker::new(self.poll.borrow().registry(), UNPARK_TOKEN)
-    }
-
-    /// Waits for events (at most `timeout`) and wakes the tasks they concern;
-    /// `wake_task` queues an xev task by id.
-    pub(crate) fn poll(&self, timeout: Option<Duration>, wake_task: impl Fn(TaskId)) {
-        let mut events = self.events.borrow_mut();
-        match self.poll.borrow_mut().poll(&mut events, timeout) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => return,
-            Err(error) => panic!("xev: polling the reactor for events failed: {error}"),
-        }
-        // Tasks are queued at once; other wakers are woken after each event,
-        // with the slab released: a waker may drop a socket, whose events
-        // later in the batch then find its slot empty (or reused, with a new
-        // generation) and wake nobody.
-        let mut wakers = Wakers::default();
-        let mut ios = self.ios.borrow();
-        for event in events.iter() {
-            let token = event.token();
-            if token == UNPARK_TOKEN {
-                continue;
-            }
-            let mut ready = 0;
-            if event.is_readable() {
-                ready |= READABLE;
-            }
-            if event.is_writable() {
-                ready |= WRITABLE;
-            }
-            if event.is_read_closed() {
-                ready |= READ_CLOSED;
-            }
-            if event.is_write_closed() {
-                ready |= WRITE_CLOSED;
-            }
-            if event.is_error() {
-                // Let both directions try their syscall, which reports the
-                // error.
-                ready |= READABLE | WRITABLE;
-            }
-            if let Some(io) = ios.get(token.0 & KEY_MASK) {
-                if io.generation == (token.0 >> KEY_BITS) as u32 {
-                    io.set_ready(ready, &wake_task, &mut wakers);
-                }
-            }
-            if !wakers.is_empty() {
-                drop(ios);
-                wakers.wake_all();
-                ios = self.ios.borrow();
-            }
-        }
-    }
-
-    /// Fails every pending and future operation on this reactor's sockets.
-    pub(crate) fn shutdown(&self) {
-        self.shut_down.set(true);
-        // Tasks are gone by now; other wakers belong to whoever polls the
-        // socket next, who then sees the shutdown error.
-        let mut wakers = Wakers::default();
-        for (_, io) in self.ios.borrow().iter() {
-            io.set_ready(SHUT_DOWN | READ_CLOSED | WRITE_CLOSED, &|_| {}, &mut wakers);
-            io.readiness.set(SHUT_DOWN);
-        }
-        wakers.wake_all();
-    }
-
-    /// How many sockets are registered.
-    pub(crate) fn registrations(&self) -> usize {
-        self.ios.borrow().len()
-    }
-}
+use crate::rt::context;
+use crate::rt::runtime::Core;
+use crate::rt::waiters::{WaitKey, WaiterList};
 
 /// A socket registered with the current runtime's reactor, for both
 /// directions.
@@ -258,12 +30,38 @@ pub(crate) struct Registration {
 }
 
 impl Registration {
-    /// Registers `source` with the current runtime.
+    /// Registers `source` with the current runtime: with the ring, by its
+    /// descriptor, under `IoUring`; with mio otherwise.
     ///
     /// # Panics
     /// Outside a runtime; `what` names the caller in the message.
-    pub(crate) fn new(
+    #[cfg(unix)]
+    pub(crate) fn new<S>(source: &mut S, interest: Interest, what: &str) -> io::Result<Registration>
+    where
+        S: Source + std::os::fd::AsRawFd,
+    {
+        let fd = source.as_raw_fd();
+        Registration::register(source, Some(fd), interest, what)
+    }
+
+    /// Registers `source` with the current runtime's mio poller (under
+    /// `IoUring`, the nested one polled through the ring), for sources that
+    /// expose no descriptor of their own.
+    ///
+    /// # Panics
+    /// Outside a runtime; `what` names the caller in the message.
+    pub(crate) fn new_source(
         source: &mut impl Source,
+        interest: Interest,
+        what: &str,
+    ) -> io::Result<Registration> {
+        Registration::register(source, None, interest, what)
+    }
+
+    fn register(
+        source: &mut impl Source,
+        #[cfg(unix)] fd: Option<std::os::fd::RawFd>,
+        #[cfg(not(unix))] _fd: Option<()>,
         interest: Interest,
         what: &str,
     ) -> io::Result<Registration> {
@@ -282,25 +80,36 @@ impl Registration {
             }),
             readers: WaiterList::default(),
             writers: WaiterList::default(),
+            #[cfg(target_os = "linux")]
+            ring_poll: Cell::new(None),
         });
-        let key = {
-            let mut ios = reactor.ios.borrow_mut();
-            let entry = ios.vacant_entry();
-            let key = entry.key();
-            if key > KEY_MASK {
-                return Err(io::Error::other(
-                    "xev: too many sockets registered with one runtime",
-                ));
-            }
-            let token = Token(key | (generation as usize) << KEY_BITS);
-            reactor
-                .poll
-                .borrow()
-                .registry()
-                .register(source, token, interest)?;
-            entry.insert(io.clone());
-            key
-        };
+        let key =
+            {
+                let mut ios = reactor.ios.borrow_mut();
+                let entry = ios.vacant_entry();
+                let key = entry.key();
+                if key > KEY_MASK {
+                    return Err(io::Error::other(
+                        "xev: too many sockets registered with one runtime",
+                    ));
+                }
+                let token = key | (generation as usize) << KEY_BITS;
+                match () {
+                    #[cfg(target_os = "linux")]
+                    () if reactor.ring.is_some() && fd.is_some() => {
+                        let ring = reactor.ring.as_ref().expect("checked above");
+                        let fd = fd.expect("checked above");
+                        io.ring_poll.set(Some(ring.arm(fd, interest, token)?));
+                    }
+                    () => reactor.mio()?.borrow().registry().register(
+                        source,
+                        Token(token),
+                        interest,
+                    )?,
+                }
+                entry.insert(io.clone());
+                key
+            };
         Ok(Registration { core, io, key })
     }
 
@@ -539,9 +348,18 @@ impl Registration {
     /// Removes `source` from epoll, for a socket handed back to the caller
     /// (`into_std`) that must not keep delivering events.
     pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(armed) = self.io.ring_poll.take() {
+            let ring = self.core.reactor.ring.as_ref().expect("armed in a ring");
+            ring.disarm(armed);
+            // The caller owns the socket from now on: no poll of ours may
+            // stay armed on it.
+            ring.flush();
+            return Ok(());
+        }
         self.core
             .reactor
-            .poll
+            .mio()?
             .borrow()
             .registry()
             .deregister(source)
@@ -550,6 +368,17 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Some(armed) = self.io.ring_poll.take() {
+            // The ring's poll holds the socket open until it is cancelled:
+            // queue the cancellation, submitted at the loop's next turn, or
+            // now if the loop is not running.
+            let ring = self.core.reactor.ring.as_ref().expect("armed in a ring");
+            ring.disarm(armed);
+            if !self.core.is_driving() {
+                ring.flush();
+            }
+        }
         let mut ios = self.core.reactor.ios.borrow_mut();
         if ios.get(self.key).is_some_and(|io| Rc::ptr_eq(io, &self.io)) {
             ios.remove(self.key);
@@ -584,15 +413,4 @@ impl Drop for Waiting<'_> {
             drop(self.waiters.release(index));
         }
     }
-}
-
-fn wrong_runtime_error() -> io::Error {
-    io::Error::other(
-        "xev: this socket belongs to another xev runtime than the one polling it (or none is \
-         running); a socket must be used inside `block_on` of the runtime it was created on",
-    )
-}
-
-fn shut_down_error() -> io::Error {
-    io::Error::other("the xev runtime this socket belongs to has been shut down")
 }

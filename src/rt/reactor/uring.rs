@@ -1,0 +1,240 @@
+//! The `IoUring` driver: readiness from an io_uring ring.
+//!
+//! Each registered socket has one multishot poll armed in the ring (its
+//! completions are edge-triggered, like the `Poll` driver's epoll
+//! registration); the ring's token is the socket's mio-style token, so the
+//! same generation check drops completions of a closed socket. A poll the
+//! kernel ends while its socket is still registered is armed again.
+//! Sources without a descriptor of their own (signal listeners) stay on a
+//! nested mio poller, whose descriptor is itself polled through the ring.
+//!
+//! One `io_uring_enter` per loop turn submits what the turn queued (polls
+//! of new sockets, cancellations of closed ones) and waits for, or
+//! collects, completions. Closing a socket cancels its poll; until the
+//! cancellation is submitted, the poll keeps the socket open, so a
+//! cancellation queued while the loop is not running is submitted at once
+//! ([`RingDriver::flush`]).
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use mio::Interest;
+use xev_uring::{OpId, Ring, RingWaker, EBADF, ECANCELED};
+
+use super::{Reactor, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED};
+use crate::rt::task::TaskId;
+use crate::rt::waiters::Wakers;
+
+/// The token of the nested mio poller's own poll.
+const NESTED_TOKEN: u64 = u64::MAX;
+
+/// The most submissions one turn queues before the ring submits them
+/// early; completions beyond twice this wait in the kernel (`NODROP`).
+const MAX_ENTRIES: usize = 4096;
+
+/// A socket's poll armed in the ring.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Armed {
+    op: OpId,
+    fd: RawFd,
+    events: u32,
+}
+
+/// One completion, copied out of the ring so that dispatch runs with the
+/// ring released (a woken waker may close sockets).
+#[derive(Clone, Copy)]
+struct Done {
+    token: u64,
+    op: OpId,
+    result: Result<u32, i32>,
+    more: bool,
+}
+
+pub(crate) struct RingDriver {
+    ring: RefCell<Ring>,
+    /// Completions of the current turn (kept to reuse the allocation).
+    done: Cell<Vec<Done>>,
+    /// The nested mio poller's descriptor (once created) and its poll in
+    /// the ring.
+    nested_fd: Cell<Option<RawFd>>,
+    nested: Cell<Option<OpId>>,
+}
+
+impl RingDriver {
+    /// A ring sized for `event_capacity` events per turn.
+    pub(super) fn new(event_capacity: usize) -> io::Result<RingDriver> {
+        let entries = event_capacity.clamp(8, MAX_ENTRIES).next_power_of_two();
+        let ring = Ring::new(entries as u32)?;
+        Ok(RingDriver {
+            ring: RefCell::new(ring),
+            done: Cell::new(Vec::with_capacity(entries)),
+            nested_fd: Cell::new(None),
+            nested: Cell::new(None),
+        })
+    }
+
+    /// Polls the nested mio poller `poll` through the ring.
+    pub(super) fn arm_nested(&self, poll: &mio::Poll) -> io::Result<()> {
+        self.nested_fd.set(Some(poll.as_raw_fd()));
+        self.rearm_nested()
+    }
+
+    fn rearm_nested(&self) -> io::Result<()> {
+        let Some(fd) = self.nested_fd.get() else {
+            return Ok(());
+        };
+        let op = self
+            .ring
+            .borrow_mut()
+            .poll_raw(fd, xev_uring::POLLIN, NESTED_TOKEN)?;
+        self.nested.set(Some(op));
+        Ok(())
+    }
+
+    pub(super) fn waker(&self) -> RingWaker {
+        self.ring.borrow().waker()
+    }
+
+    /// Arms a multishot poll of `fd` for `interest`, under `token`.
+    pub(super) fn arm(&self, fd: RawFd, interest: Interest, token: usize) -> io::Result<Armed> {
+        let mut events = xev_uring::POLLERR | xev_uring::POLLHUP;
+        if interest.is_readable() {
+            events |= xev_uring::POLLIN | xev_uring::POLLRDHUP;
+        }
+        if interest.is_writable() {
+            events |= xev_uring::POLLOUT;
+        }
+        let op = self.ring.borrow_mut().poll_raw(fd, events, token as u64)?;
+        Ok(Armed { op, fd, events })
+    }
+
+    /// Cancels a socket's poll (submitted with the loop's next turn).
+    pub(super) fn disarm(&self, armed: Armed) {
+        if let Err(error) = self.ring.borrow_mut().cancel(armed.op) {
+            panic!("xev: queueing a cancellation in the io_uring ring failed: {error}");
+        }
+    }
+
+    /// Submits what is queued, without waiting.
+    pub(super) fn flush(&self) {
+        let mut ring = self.ring.borrow_mut();
+        if ring.has_unsubmitted() {
+            if let Err(error) = ring.submit() {
+                panic!("xev: submitting to the io_uring ring failed: {error}");
+            }
+        }
+    }
+
+    /// The driver's turn: one `io_uring_enter` that submits and waits (at
+    /// most `timeout`), then the completions' readiness, dispatched as the
+    /// `Poll` driver does.
+    pub(super) fn poll(
+        &self,
+        reactor: &Reactor,
+        timeout: Option<Duration>,
+        wake_task: &impl Fn(TaskId),
+    ) {
+        let mut done = self.done.take();
+        {
+            let mut ring = self.ring.borrow_mut();
+            if let Err(error) = ring.wait(timeout) {
+                panic!("xev: waiting on the io_uring ring failed: {error}");
+            }
+            let reaped = ring.complete(|completion| {
+                done.push(Done {
+                    token: completion.token,
+                    op: completion.op,
+                    result: completion
+                        .result
+                        .map_err(|error| error.raw_os_error().unwrap_or(-1)),
+                    more: completion.more,
+                })
+            });
+            if let Err(error) = reaped {
+                panic!("xev: reaping the io_uring ring failed: {error}");
+            }
+        }
+        let mut wakers = Wakers::default();
+        let mut ios = reactor.ios.borrow();
+        for item in done.drain(..) {
+            if item.token == NESTED_TOKEN {
+                if !item.more && self.nested.get() == Some(item.op) {
+                    self.nested.set(None);
+                }
+                drop(ios);
+                reactor.poll_mio(Some(Duration::ZERO), wake_task);
+                if self.nested.get().is_none() {
+                    if let Err(error) = self.rearm_nested() {
+                        panic!("xev: arming a poll in the io_uring ring failed: {error}");
+                    }
+                }
+                ios = reactor.ios.borrow();
+                continue;
+            }
+            let Some(io) = reactor.lookup(&ios, item.token as usize) else {
+                continue;
+            };
+            let armed = io.ring_poll.get().filter(|armed| armed.op == item.op);
+            let ready = match item.result {
+                Ok(events) => readiness(events),
+                // Cancelled: the socket is being closed or handed back.
+                Err(code) if code == ECANCELED => 0,
+                // Let both directions try their syscall, which reports it.
+                Err(_) => READABLE | WRITABLE,
+            };
+            if !item.more {
+                if let Some(armed) = armed {
+                    // The kernel ended the poll (an error, or completions
+                    // it could not post): arm it again, unless the socket
+                    // is gone from under it.
+                    io.ring_poll.set(None);
+                    if !matches!(item.result, Err(code) if code == ECANCELED || code == EBADF) {
+                        match self
+                            .ring
+                            .borrow_mut()
+                            .poll_raw(armed.fd, armed.events, item.token)
+                        {
+                            Ok(op) => io.ring_poll.set(Some(Armed { op, ..armed })),
+                            Err(error) => {
+                                panic!("xev: arming a poll in the io_uring ring failed: {error}")
+                            }
+                        }
+                    }
+                }
+            }
+            io.set_ready(ready, wake_task, &mut wakers);
+            if !wakers.is_empty() {
+                drop(ios);
+                wakers.wake_all();
+                ios = reactor.ios.borrow();
+            }
+        }
+        drop(ios);
+        self.done.set(done);
+    }
+}
+
+/// The readiness bits for poll events, with the meanings mio gives epoll's.
+fn readiness(events: u32) -> u8 {
+    let mut ready = 0;
+    if events & xev_uring::POLLIN != 0 {
+        ready |= READABLE;
+    }
+    if events & xev_uring::POLLOUT != 0 {
+        ready |= WRITABLE;
+    }
+    let hup = events & xev_uring::POLLHUP != 0;
+    let err = events & xev_uring::POLLERR != 0;
+    if hup || (events & xev_uring::POLLIN != 0 && events & xev_uring::POLLRDHUP != 0) {
+        ready |= READ_CLOSED;
+    }
+    if hup || (events & xev_uring::POLLOUT != 0 && err) || events == xev_uring::POLLERR {
+        ready |= WRITE_CLOSED;
+    }
+    if err {
+        ready |= READABLE | WRITABLE;
+    }
+    ready
+}
