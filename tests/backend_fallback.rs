@@ -102,6 +102,9 @@ mod filtered {
             stdout.contains(&format!("{MARKER} {test}")),
             "the child running `{test}` did not print its marker\n--- stdout\n{stdout}"
         );
+        for line in stdout.lines().filter(|line| line.contains("backend")) {
+            println!("child: {line}");
+        }
     }
 
     /// 1 MiB through a `WriteQueue` (two pushes and a flush) to an echo
@@ -130,7 +133,11 @@ mod filtered {
         let send = async {
             assert_eq!(first.await?, half.len());
             queue.flush().await?;
-            assert!(queue.is_empty(), "flush left {} bytes queued", queue.queued_bytes());
+            assert!(
+                queue.is_empty(),
+                "flush left {} bytes queued",
+                queue.queued_bytes()
+            );
             client.shutdown(Shutdown::Write)
         };
         let (sent, echoed) = future::join(send, read_to_end(&client)).await;
@@ -196,7 +203,7 @@ mod filtered {
             .build()
             .expect_err("Backend::IoUring cannot build when io_uring_setup is refused");
         assert_eq!(error.raw_os_error(), Some(errno), "the error: {error}");
-        println!("Backend::IoUring refused: {error}");
+        println!("backend IoUring refused: {error}");
 
         let error =
             Runtime::new().expect_err("XEV_BACKEND=io_uring cannot build when io_uring is refused");
@@ -256,7 +263,10 @@ mod filtered {
         let this = std::env::current_exe().expect("this test binary's path");
         let deps = this.parent().expect("the directory of this test binary");
         let is_tcp_binary = |path: &Path| {
-            let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("");
+            let name = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .unwrap_or("");
             let hash = name.strip_prefix("tcp-").unwrap_or("");
             !hash.is_empty()
                 && hash.chars().all(|c| c.is_ascii_hexdigit())
@@ -300,6 +310,13 @@ mod filtered {
         if child::is_child(TEST) {
             let binary = std::env::var_os(EXEC_ENV).expect("the binary to run");
             refuse_io_uring_setup(libc::ENOSYS);
+            let probe = Runtime::new().expect("XEV_BACKEND=auto builds a runtime");
+            assert_eq!(
+                probe.backend(),
+                Backend::Poll,
+                "the filter refuses io_uring"
+            );
+            drop(probe);
             println!("{MARKER} {TEST}: filter installed, running {binary:?}");
             io::stdout().flush().expect("flush stdout before exec");
             let error = std::process::Command::new(&binary)
@@ -335,6 +352,9 @@ mod filtered {
             "{} ran no test\n--- stdout\n{stdout}",
             binary.display()
         );
-        println!("{}: {passed} tests passed on the poll fallback", binary.display());
+        println!(
+            "{}: {passed} tests passed on the poll fallback",
+            binary.display()
+        );
     }
 }
