@@ -133,12 +133,10 @@ fn check_features(ring: &IoUring) -> io::Result<()> {
 /// Adds what was being done to an error, keeping its kind and errno.
 fn context(error: io::Error, what: &str) -> io::Error {
     match error.raw_os_error() {
+        // `Display` of an OS error already ends with "(os error N)".
         Some(code) => io::Error::new(
             error.kind(),
-            format!(
-                "{what}: {} (os error {code})",
-                io::Error::from_raw_os_error(code)
-            ),
+            format!("{what}: {}", io::Error::from_raw_os_error(code)),
         ),
         None => io::Error::new(error.kind(), format!("{what}: {error}")),
     }
