@@ -220,19 +220,22 @@ macro_rules! impl_half_futures_io {
                 crate::net::halves::stream(&*self).poll_write_vectored_priv(cx, bufs)
             }
 
-            /// Sends are not buffered in user space: nothing to flush.
+            /// Waits until the kernel has every byte written (at once under
+            /// `Poll`; under `IoUring`, once the ring's sends completed).
             fn poll_flush(
                 self: std::pin::Pin<&mut Self>,
-                _cx: &mut std::task::Context<'_>,
+                cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
-                std::task::Poll::Ready(Ok(()))
+                crate::net::halves::stream(&*self).poll_flush_priv(cx)
             }
 
-            /// Shuts down the write side: the peer reads end of stream.
+            /// Flushes, then shuts down the write side: the peer reads every
+            /// byte, then end of stream.
             fn poll_close(
                 self: std::pin::Pin<&mut Self>,
-                _cx: &mut std::task::Context<'_>,
+                cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::ready!(crate::net::halves::stream(&*self).poll_flush_priv(cx))?;
                 std::task::Poll::Ready(self.shutdown())
             }
         })*

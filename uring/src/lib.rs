@@ -80,6 +80,27 @@ pub const POLLERR: u32 = libc::POLLERR as u32;
 pub const ECANCELED: i32 = libc::ECANCELED;
 /// The errno of an operation on a closed descriptor.
 pub const EBADF: i32 = libc::EBADF;
+/// `shutdown`'s `how`: the write side.
+pub const SHUT_WR: i32 = libc::SHUT_WR;
+/// The errno of a send on a socket whose write side is shut down.
+pub const EPIPE: i32 = libc::EPIPE;
+
+/// A new descriptor for the file `fd` names (`fcntl(F_DUPFD_CLOEXEC)`),
+/// owned by the caller: it keeps the file open after `fd` is closed.
+///
+/// # Errors
+/// `EBADF` if `fd` names no open file; `EMFILE` at the descriptor limit.
+pub fn dup(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` reads no memory; an invalid `fd`
+    // fails with EBADF.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` was just returned by `fcntl`, is open, and nothing else
+    // owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
 
 /// Checks that io_uring can be used here: a ring can be set up, the kernel
 /// has the features this crate relies on (`EXT_ARG` waits with a timeout,
@@ -103,6 +124,7 @@ pub fn probe() -> io::Result<()> {
         (opcode::Read::CODE, "READ"),
         (opcode::Recv::CODE, "RECV"),
         (opcode::Send::CODE, "SEND"),
+        (opcode::Shutdown::CODE, "SHUTDOWN"),
     ] {
         if !probe.is_supported(code) {
             return Err(io::Error::new(
@@ -308,6 +330,41 @@ impl Ring {
         unsafe { self.queue(entry, token, Some(buf), false) }
     }
 
+    /// [`recv`](Ring::recv) by descriptor number (resolved at submission;
+    /// see the crate docs).
+    ///
+    /// # Errors
+    /// Only if the submission queue is full and submitting it fails.
+    pub fn recv_raw(&mut self, fd: RawFd, mut buf: Vec<u8>, token: u64) -> io::Result<OpId> {
+        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        let entry = opcode::Recv::new(Fd(fd), buf.as_mut_ptr(), len).build();
+        // SAFETY: as in `recv`: `entry` points at `len` bytes of `buf`'s
+        // heap allocation, which `queue` keeps in the operation's slot,
+        // untouched, until the last completion is reaped (or leaks it).
+        unsafe { self.queue(entry, token, Some(buf), false) }
+    }
+
+    /// [`send`](Ring::send) by descriptor number (resolved at submission;
+    /// see the crate docs).
+    ///
+    /// # Panics
+    /// If `start > buf.len()`.
+    ///
+    /// # Errors
+    /// Only if the submission queue is full and submitting it fails.
+    pub fn send_raw(&mut self, fd: RawFd, buf: Vec<u8>, start: usize, token: u64) -> io::Result<OpId> {
+        let bytes = &buf[start..];
+        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        let entry = opcode::Send::new(Fd(fd), bytes.as_ptr(), len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build();
+        // SAFETY: as in `send`: `entry` points at `len` bytes of `buf`'s
+        // heap allocation from `start`, which `queue` keeps in the
+        // operation's slot, unmodified, until the last completion is reaped
+        // (or leaks it).
+        unsafe { self.queue(entry, token, Some(buf), false) }
+    }
+
     /// Queues one send to `fd` of `buf[start..]` (at most `u32::MAX`
     /// bytes; a stream socket may take fewer: the result says how many).
     /// `MSG_NOSIGNAL` is set: a closed peer gives `EPIPE`, never `SIGPIPE`.
@@ -334,6 +391,19 @@ impl Ring {
         // unmodified, until the last completion is reaped or the ring's
         // drop has drained it (or leaks it).
         unsafe { self.queue(entry, token, Some(buf), false) }
+    }
+
+    /// Queues a `shutdown(fd, how)` (`libc::SHUT_WR`, `SHUT_RD`,
+    /// `SHUT_RDWR`), run after the operations submitted before it have
+    /// been started, not necessarily finished: queue it once the sends it
+    /// must follow have completed.
+    ///
+    /// # Errors
+    /// Only if the submission queue is full and submitting it fails.
+    pub fn shutdown(&mut self, fd: RawFd, how: i32, token: u64) -> io::Result<OpId> {
+        let entry = opcode::Shutdown::new(Fd(fd), how).build();
+        // SAFETY: a shutdown reads and writes no memory of ours.
+        unsafe { self.queue(entry, token, None, false) }
     }
 
     /// Asks the kernel to cancel `op`. Its completion still comes (with

@@ -7,7 +7,6 @@ use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
-use mio::Interest;
 use socket2::SockRef;
 
 mod options;
@@ -59,20 +58,18 @@ use crate::rt::reactor::{Direction, Registration};
 /// .unwrap();
 /// ```
 pub struct TcpStream {
-    io: mio::net::TcpStream,
+    /// Dropped first: under `IoUring` its drop still reads the descriptor
+    /// (to keep the socket open for bytes not yet sent).
     registration: Registration,
+    io: mio::net::TcpStream,
 }
 
 impl TcpStream {
     /// Wraps a connected or connecting mio stream.
     pub(crate) fn from_mio(mut io: mio::net::TcpStream) -> io::Result<TcpStream> {
         sys::prepare(SockRef::from(&io))?;
-        let registration = Registration::new(
-            &mut io,
-            Interest::READABLE | Interest::WRITABLE,
-            "`TcpStream` construction",
-        )?;
-        Ok(TcpStream { io, registration })
+        let registration = Registration::new_stream(&mut io, "`TcpStream` construction")?;
+        Ok(TcpStream { registration, io })
     }
 
     /// Opens a connection to `addr`, trying each address it resolves to in
@@ -142,12 +139,17 @@ impl TcpStream {
         poll_fn(|cx| loop {
             ready!(self
                 .registration
-                .poll_ready(cx, Direction::Write, waiting.key()))?;
+                .poll_socket_ready(cx, Direction::Write, waiting.key()))?;
             if let Some(error) = self.io.take_error()? {
                 return Poll::Ready(Err(error));
             }
             match self.io.peer_addr() {
-                Ok(_) => return Poll::Ready(Ok(())),
+                Ok(_) => {
+                    // Reads and sends of a ring stream need no poll.
+                    #[cfg(target_os = "linux")]
+                    self.registration.disarm_poll();
+                    return Poll::Ready(Ok(()));
+                }
                 // Woken before the handshake completed: wait for the next
                 // event, unless the write side is closed for good.
                 Err(error) if error.kind() == io::ErrorKind::NotConnected => {
@@ -178,6 +180,15 @@ impl TcpStream {
             mut io,
             registration,
         } = self;
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = registration.ring_io() {
+            if registration.ring_holds_bytes(ring) {
+                return Err(io::Error::other(
+                    "xev: this stream holds bytes received and not yet read, or written and not \
+                     yet sent (io_uring backend): read them, or `flush` it, before `into_std`",
+                ));
+            }
+        }
         registration.deregister(&mut io)?;
         Ok(io.into())
     }
@@ -211,6 +222,17 @@ impl TcpStream {
     /// # }).unwrap();
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = self.registration.ring_io() {
+            // Writes accepted bytes the ring has not sent yet: the write
+            // side shuts down once they are.
+            if how != Shutdown::Read && self.registration.ring_shutdown_write(ring) {
+                return match how {
+                    Shutdown::Both => self.shutdown(Shutdown::Read),
+                    _ => Ok(()),
+                };
+            }
+        }
         match self.io.shutdown(how) {
             // Linux reports ENOTCONN once the connection is fully closed.
             Err(error)
@@ -420,13 +442,16 @@ macro_rules! impl_futures_io {
                 self.poll_write_vectored_priv(cx, bufs)
             }
 
-            /// Sends are not buffered in user space: nothing to flush.
-            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(Ok(()))
+            /// Waits until the kernel has every byte written (at once under
+            /// `Poll`; under `IoUring`, once the ring's sends completed).
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.poll_flush_priv(cx)
             }
 
-            /// Shuts down the write side: the peer reads end of stream.
-            fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            /// Flushes, then shuts down the write side: the peer reads
+            /// every byte, then end of stream.
+            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                std::task::ready!(self.poll_flush_priv(cx))?;
                 Poll::Ready(self.shutdown(Shutdown::Write))
             }
         }

@@ -10,6 +10,8 @@ use std::task::{Context, Poll};
 
 use super::TcpStream;
 use crate::net::{sys, Interest, Ready};
+#[cfg(target_os = "linux")]
+use crate::rt::reactor::ReadInto;
 use crate::rt::reactor::Direction;
 
 impl TcpStream {
@@ -85,6 +87,12 @@ impl TcpStream {
     /// # }).unwrap();
     /// ```
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = self.registration.ring_io() {
+            if let Some(result) = self.registration.try_ring_read(ring, ReadInto::Buf(buf)) {
+                return result;
+            }
+        }
         let len = buf.len();
         self.registration
             .try_transfer(Direction::Read, len, || (&self.io).read(buf))
@@ -93,6 +101,11 @@ impl TcpStream {
     /// Writes without waiting: [`WouldBlock`](io::ErrorKind::WouldBlock) if the
     /// socket's send buffer is full.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = self.registration.ring_io() {
+            self.registration.spend_io_budget();
+            return self.registration.try_ring_write(ring, &[IoSlice::new(buf)]);
+        }
         self.registration
             .try_transfer(Direction::Write, buf.len(), || self.send(buf))
     }
@@ -177,6 +190,15 @@ impl TcpStream {
     /// at most 1024 of them are filled by one call).
     pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let bufs = sys::max_iov_mut(bufs);
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = self.registration.ring_io() {
+            if let Some(result) = self
+                .registration
+                .try_ring_read(ring, ReadInto::Vectored(&mut *bufs))
+            {
+                return result;
+            }
+        }
         let len = bufs.iter().map(|buf| buf.len()).sum();
         self.registration
             .try_transfer(Direction::Read, len, || (&self.io).read_vectored(bufs))
@@ -185,6 +207,11 @@ impl TcpStream {
     /// [`try_write`](Self::try_write) from several buffers in order, with one
     /// `sendmsg` (at most 1024 of them are sent from by one call).
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = self.registration.ring_io() {
+            self.registration.spend_io_budget();
+            return self.registration.try_ring_write(ring, bufs);
+        }
         let bufs = sys::max_iov(bufs);
         let len = bufs.iter().map(|buf| buf.len()).sum();
         self.registration

@@ -9,6 +9,8 @@ use socket2::SockRef;
 
 use super::TcpStream;
 use crate::net::sys;
+#[cfg(target_os = "linux")]
+use crate::rt::reactor::ReadInto;
 use crate::rt::reactor::Direction;
 use crate::rt::waiters::WaitKey;
 
@@ -111,6 +113,16 @@ impl TcpStream {
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut waiting = self.registration.waiting(Direction::Read);
         poll_fn(|cx| {
+            #[cfg(target_os = "linux")]
+            if let Some(ring) = self.registration.ring_io() {
+                return self.registration.poll_ring_read(
+                    ring,
+                    cx,
+                    ReadInto::Buf(&mut *buf),
+                    true,
+                    waiting.key(),
+                );
+            }
             self.registration
                 .poll_io(cx, Direction::Read, || self.io.peek(buf), waiting.key())
         })
@@ -210,6 +222,12 @@ impl TcpStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = self.registration.ring_io() {
+            return self
+                .registration
+                .poll_ring_read(ring, cx, ReadInto::Buf(buf), false, key);
+        }
         let len = buf.len();
         self.registration
             .poll_transfer(cx, Direction::Read, len, || (&self.io).read(buf), key)
@@ -231,6 +249,12 @@ impl TcpStream {
         bufs: &mut [IoSliceMut<'_>],
         key: Option<&mut WaitKey>,
     ) -> Poll<io::Result<usize>> {
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = self.registration.ring_io() {
+            return self
+                .registration
+                .poll_ring_read(ring, cx, ReadInto::Vectored(bufs), false, key);
+        }
         let bufs = sys::max_iov_mut(bufs);
         let len = bufs.iter().map(|buf| buf.len()).sum();
         if len == 0 {
@@ -243,6 +267,18 @@ impl TcpStream {
             || (&self.io).read_vectored(bufs),
             key,
         )
+    }
+
+    /// Waits until every byte the writes accepted is in the kernel: at
+    /// once under `Poll`, whose writes go straight to the socket; under
+    /// `IoUring`, until the ring's sends have completed (waiting loosely).
+    pub(crate) fn poll_flush_priv(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = self.registration.ring_io() {
+            return self.registration.poll_ring_flush(ring, cx, None);
+        }
+        let _ = cx;
+        Poll::Ready(Ok(()))
     }
 
     /// Polls a send, waiting loosely (see [`poll_read_priv`](Self::poll_read_priv)).
@@ -262,6 +298,12 @@ impl TcpStream {
     ) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = self.registration.ring_io() {
+            return self
+                .registration
+                .poll_ring_write(ring, cx, &[IoSlice::new(buf)], key);
         }
         self.registration
             .poll_transfer(cx, Direction::Write, buf.len(), || self.send(buf), key)
@@ -283,6 +325,10 @@ impl TcpStream {
         bufs: &[IoSlice<'_>],
         key: Option<&mut WaitKey>,
     ) -> Poll<io::Result<usize>> {
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = self.registration.ring_io() {
+            return self.registration.poll_ring_write(ring, cx, bufs, key);
+        }
         let bufs = sys::max_iov(bufs);
         let len = bufs.iter().map(|buf| buf.len()).sum();
         if len == 0 {

@@ -51,7 +51,12 @@ use super::waiters::{WaiterList, Wakers};
 
 mod registration;
 #[cfg(target_os = "linux")]
+mod ring_io;
+#[cfg(target_os = "linux")]
 mod uring;
+
+#[cfg(target_os = "linux")]
+pub(crate) use ring_io::ReadInto;
 
 pub(crate) use registration::{Registration, Waiting};
 
@@ -117,6 +122,9 @@ struct ScheduledIo {
     /// The socket's multishot poll in the ring (`IoUring` only).
     #[cfg(target_os = "linux")]
     ring_poll: Cell<Option<uring::Armed>>,
+    /// A stream's reads and sends through the ring (`IoUring` only).
+    #[cfg(target_os = "linux")]
+    ring_io: Option<Box<ring_io::RingIo>>,
 }
 
 impl ScheduledIo {

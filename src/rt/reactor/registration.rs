@@ -24,8 +24,8 @@ use crate::rt::waiters::{WaitKey, WaiterList};
 /// deregistered from epoll: closing its fd does that, and any event still
 /// queued for it carries a stale generation.
 pub(crate) struct Registration {
-    core: Rc<Core>,
-    io: Rc<ScheduledIo>,
+    pub(super) core: Rc<Core>,
+    pub(super) io: Rc<ScheduledIo>,
     key: usize,
 }
 
@@ -41,7 +41,22 @@ impl Registration {
         S: Source + std::os::fd::AsRawFd,
     {
         let fd = source.as_raw_fd();
-        Registration::register(source, Some(fd), interest, what)
+        Registration::register(source, Some(fd), interest, false, what)
+    }
+
+    /// Registers a stream with the current runtime, for both directions:
+    /// under `IoUring`, its reads and sends go through the ring, and its
+    /// poll is armed only once readiness is asked for.
+    ///
+    /// # Panics
+    /// Outside a runtime; `what` names the caller in the message.
+    #[cfg(unix)]
+    pub(crate) fn new_stream<S>(source: &mut S, what: &str) -> io::Result<Registration>
+    where
+        S: Source + std::os::fd::AsRawFd,
+    {
+        let fd = source.as_raw_fd();
+        Registration::register(source, Some(fd), Interest::READABLE | Interest::WRITABLE, true, what)
     }
 
     /// Registers `source` with the current runtime's mio poller (under
@@ -55,7 +70,7 @@ impl Registration {
         interest: Interest,
         what: &str,
     ) -> io::Result<Registration> {
-        Registration::register(source, None, interest, what)
+        Registration::register(source, None, interest, false, what)
     }
 
     fn register(
@@ -63,6 +78,7 @@ impl Registration {
         #[cfg(unix)] fd: Option<std::os::fd::RawFd>,
         #[cfg(not(unix))] _fd: Option<()>,
         interest: Interest,
+        stream: bool,
         what: &str,
     ) -> io::Result<Registration> {
         let core = context::current(what);
@@ -82,7 +98,16 @@ impl Registration {
             writers: WaiterList::default(),
             #[cfg(target_os = "linux")]
             ring_poll: Cell::new(None),
+            #[cfg(target_os = "linux")]
+            ring_io: match fd {
+                Some(fd) if stream && reactor.ring.is_some() => {
+                    Some(Box::new(super::ring_io::RingIo::new(fd)))
+                }
+                _ => None,
+            },
         });
+        #[cfg(not(target_os = "linux"))]
+        let _ = stream;
         let key =
             {
                 let mut ios = reactor.ios.borrow_mut();
@@ -96,9 +121,14 @@ impl Registration {
                 let token = key | (generation as usize) << KEY_BITS;
                 match () {
                     #[cfg(target_os = "linux")]
+                    () if io.ring_io.is_some() => {
+                        // Polled only once readiness is asked for.
+                    }
+                    #[cfg(target_os = "linux")]
                     () if reactor.ring.is_some() && fd.is_some() => {
                         let ring = reactor.ring.as_ref().expect("checked above");
                         let fd = fd.expect("checked above");
+                        let token = super::uring::token(super::uring::Kind::Poll, key, generation);
                         io.ring_poll.set(Some(ring.arm(fd, interest, token)?));
                     }
                     () => reactor.mio()?.borrow().registry().register(
@@ -126,11 +156,31 @@ impl Registration {
         direction: Direction,
         key: Option<&mut WaitKey>,
     ) -> Poll<io::Result<()>> {
+        #[cfg(target_os = "linux")]
+        if let Some(ring_io) = self.io.ring() {
+            return self.poll_ring_ready(ring_io, cx, direction, key);
+        }
+        self.poll_socket_ready(cx, direction, key)
+    }
+
+    /// [`poll_ready`](Self::poll_ready) by the socket's own readiness,
+    /// whatever the ring holds: for a connect, which waits for the socket
+    /// to become writable.
+    pub(crate) fn poll_socket_ready(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        key: Option<&mut WaitKey>,
+    ) -> Poll<io::Result<()>> {
         if self.io.is_ready(direction) {
             if !self.core.has_io_budget(cx) {
                 return Poll::Pending;
             }
             return Poll::Ready(Ok(()));
+        }
+        #[cfg(target_os = "linux")]
+        if let Err(error) = self.ensure_polled() {
+            return Poll::Ready(Err(error));
         }
         self.wait(cx, direction, key)
     }
@@ -146,7 +196,7 @@ impl Registration {
     /// The common case, a future of an xev task waiting alone, is inline;
     /// the rest is in [`wait_any`](Self::wait_any).
     #[inline(always)]
-    fn wait<T>(
+    pub(super) fn wait<T>(
         &self,
         cx: &Context<'_>,
         direction: Direction,
@@ -198,6 +248,19 @@ impl Registration {
             None => waiters.wait_loose(task, cx),
         }
         Poll::Pending
+    }
+
+    /// Takes one unit of the task's budget for an operation that never
+    /// waits.
+    #[inline]
+    pub(crate) fn spend_io_budget(&self) {
+        self.core.spend_io_budget();
+    }
+
+    /// The ring token of this socket's operations of `kind`.
+    #[cfg(target_os = "linux")]
+    pub(super) fn token(&self, kind: super::uring::Kind) -> u64 {
+        super::uring::token(kind, self.key, self.io.generation)
     }
 
     /// A place in `direction`'s waiters for one future, given back when it
@@ -307,7 +370,7 @@ impl Registration {
         len: usize,
         op: impl FnOnce() -> io::Result<usize>,
     ) -> io::Result<usize> {
-        if !self.io.is_ready(direction) {
+        if !self.io.is_ready(direction) && !self.unpolled() {
             if self.io.is_shut_down() {
                 return Err(shut_down_error());
             }
@@ -319,14 +382,34 @@ impl Registration {
 
     /// The readiness bits of both directions, as last seen.
     pub(crate) fn readiness(&self) -> u8 {
-        self.io.readiness.get() & !SHUT_DOWN
+        let bits = self.io.readiness.get() & !SHUT_DOWN;
+        #[cfg(target_os = "linux")]
+        if let Some(ring_io) = self.io.ring() {
+            return bits | self.ring_readiness(ring_io);
+        }
+        bits
+    }
+
+    /// A ring stream whose poll was never armed: its readiness bits say
+    /// nothing, so a `try_*` makes its syscall to find out.
+    #[inline]
+    fn unpolled(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if self.io.ring_io.is_some() && self.io.ring_poll.get().is_none() {
+            return !self.io.is_shut_down();
+        }
+        false
     }
 
     /// Runs `op` if a direction in `mask` (readiness bits) is believed
     /// ready, else says `WouldBlock`; clears the ready directions in `mask`
     /// if `op` says `WouldBlock`.
     pub(crate) fn try_io<R>(&self, mask: u8, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        let ready = self.readiness() & mask;
+        let ready = if self.unpolled() {
+            mask
+        } else {
+            self.readiness() & mask
+        };
         if ready == 0 {
             if self.io.is_shut_down() {
                 return Err(shut_down_error());
@@ -369,14 +452,27 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         #[cfg(target_os = "linux")]
-        if let Some(armed) = self.io.ring_poll.take() {
-            // The ring's poll holds the socket open until it is cancelled:
-            // queue the cancellation, submitted at the loop's next turn, or
-            // now if the loop is not running.
-            let ring = self.core.reactor.ring.as_ref().expect("armed in a ring");
-            ring.disarm(armed);
+        if let Some(ring) = &self.core.reactor.ring {
+            // The ring's operations hold the socket open until they end:
+            // queue their cancellations, submitted at the loop's next turn,
+            // or now if the loop is not running. Bytes that writes accepted
+            // are still sent: the socket lingers (on a duplicate of its
+            // descriptor) until they are.
+            if let Some(armed) = self.io.ring_poll.take() {
+                ring.disarm(armed);
+            }
+            let mut lingers = false;
+            if let Some(ring_io) = self.io.ring() {
+                if let Some(op) = ring_io.armed_recv() {
+                    ring.cancel(op);
+                }
+                lingers = ring_io.linger(|| xev_uring::dup(ring_io.fd));
+            }
             if !self.core.is_driving() {
                 ring.flush();
+            }
+            if lingers {
+                return;
             }
         }
         let mut ios = self.core.reactor.ios.borrow_mut();

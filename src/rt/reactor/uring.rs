@@ -34,6 +34,34 @@ const NESTED_TOKEN: u64 = u64::MAX;
 /// early; completions beyond twice this wait in the kernel (`NODROP`).
 const MAX_ENTRIES: usize = 4096;
 
+/// What a ring operation of a socket is, in the top bits of its token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Poll = 0,
+    Recv = 1,
+    Send = 2,
+    Shutdown = 3,
+}
+
+const KIND_SHIFT: u32 = 62;
+/// The generation bits a ring token keeps (the rest hold the kind).
+const TOKEN_GENERATION: u64 = (1 << 30) - 1;
+
+/// The ring token of a socket's operation: its kind, the low bits of the
+/// socket's generation, its slab key.
+pub(crate) fn token(kind: Kind, key: usize, generation: u32) -> u64 {
+    (kind as u64) << KIND_SHIFT | (u64::from(generation) & TOKEN_GENERATION) << 32 | key as u64
+}
+
+fn kind_of(token: u64) -> Kind {
+    match token >> KIND_SHIFT {
+        0 => Kind::Poll,
+        1 => Kind::Recv,
+        2 => Kind::Send,
+        _ => Kind::Shutdown,
+    }
+}
+
 /// A socket's poll armed in the ring.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Armed {
@@ -44,12 +72,12 @@ pub(crate) struct Armed {
 
 /// One completion, copied out of the ring so that dispatch runs with the
 /// ring released (a woken waker may close sockets).
-#[derive(Clone, Copy)]
 struct Done {
     token: u64,
     op: OpId,
     result: Result<u32, i32>,
     more: bool,
+    buf: Option<Vec<u8>>,
 }
 
 pub(crate) struct RingDriver {
@@ -97,8 +125,32 @@ impl RingDriver {
         self.ring.borrow().waker()
     }
 
+    /// Queues a receive into `buf`, which the ring owns until it completes.
+    pub(super) fn recv(&self, fd: RawFd, buf: Vec<u8>, token: u64) -> io::Result<OpId> {
+        self.ring.borrow_mut().recv_raw(fd, buf, token)
+    }
+
+    /// Queues a send of `buf[start..]`, which the ring owns until it
+    /// completes.
+    pub(super) fn send(&self, fd: RawFd, buf: Vec<u8>, start: usize, token: u64) -> io::Result<OpId> {
+        self.ring.borrow_mut().send_raw(fd, buf, start, token)
+    }
+
+    /// Queues the write side's shutdown.
+    pub(super) fn shutdown(&self, fd: RawFd, token: u64) -> io::Result<OpId> {
+        let token = token & !(3 << KIND_SHIFT) | (Kind::Shutdown as u64) << KIND_SHIFT;
+        self.ring.borrow_mut().shutdown(fd, xev_uring::SHUT_WR, token)
+    }
+
+    /// Cancels an operation (submitted with the loop's next turn).
+    pub(super) fn cancel(&self, op: OpId) {
+        if let Err(error) = self.ring.borrow_mut().cancel(op) {
+            panic!("xev: queueing a cancellation in the io_uring ring failed: {error}");
+        }
+    }
+
     /// Arms a multishot poll of `fd` for `interest`, under `token`.
-    pub(super) fn arm(&self, fd: RawFd, interest: Interest, token: usize) -> io::Result<Armed> {
+    pub(super) fn arm(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<Armed> {
         let mut events = xev_uring::POLLERR | xev_uring::POLLHUP;
         if interest.is_readable() {
             events |= xev_uring::POLLIN | xev_uring::POLLRDHUP;
@@ -150,6 +202,7 @@ impl RingDriver {
                         .result
                         .map_err(|error| error.raw_os_error().unwrap_or(-1)),
                     more: completion.more,
+                    buf: completion.buf,
                 })
             });
             if let Err(error) = reaped {
@@ -157,6 +210,8 @@ impl RingDriver {
             }
         }
         let mut wakers = Wakers::default();
+        // Dropped streams whose last bytes are now sent.
+        let mut closed = Vec::new();
         let mut ios = reactor.ios.borrow();
         for item in done.drain(..) {
             if item.token == NESTED_TOKEN {
@@ -173,9 +228,43 @@ impl RingDriver {
                 ios = reactor.ios.borrow();
                 continue;
             }
-            let Some(io) = reactor.lookup(&ios, item.token as usize) else {
+            let key = item.token as u32 as usize;
+            let Some(io) = ios
+                .get(key)
+                .filter(|io| u64::from(io.generation) & TOKEN_GENERATION == (item.token >> 32) & TOKEN_GENERATION)
+            else {
                 continue;
             };
+            match kind_of(item.token) {
+                Kind::Poll => {}
+                Kind::Recv => {
+                    if let Some(ring_io) = io.ring() {
+                        ring_io.received(item.op, item.result, item.buf);
+                        io.readers.wake_all(wake_task, &mut wakers);
+                    }
+                    if !wakers.is_empty() {
+                        drop(ios);
+                        wakers.wake_all();
+                        ios = reactor.ios.borrow();
+                    }
+                    continue;
+                }
+                Kind::Send => {
+                    if let Some(ring_io) = io.ring() {
+                        if ring_io.sent(self, item.token, item.op, item.result, item.buf) {
+                            closed.push(key);
+                        }
+                        io.writers.wake_all(wake_task, &mut wakers);
+                    }
+                    if !wakers.is_empty() {
+                        drop(ios);
+                        wakers.wake_all();
+                        ios = reactor.ios.borrow();
+                    }
+                    continue;
+                }
+                Kind::Shutdown => continue,
+            }
             let armed = io.ring_poll.get().filter(|armed| armed.op == item.op);
             let ready = match item.result {
                 Ok(events) => readiness(events),
@@ -213,6 +302,13 @@ impl RingDriver {
         }
         drop(ios);
         self.done.set(done);
+        if !closed.is_empty() {
+            let mut ios = reactor.ios.borrow_mut();
+            let gone: Vec<_> = closed.into_iter().filter_map(|key| ios.try_remove(key)).collect();
+            drop(ios);
+            // The sockets close here, after the slab's borrow.
+            drop(gone);
+        }
     }
 }
 
