@@ -223,6 +223,9 @@ pub struct Ring {
     waker: RingWaker,
     /// Operations were queued since the last submission.
     unsubmitted: bool,
+    /// The waker's read is queued (it is not between its completion and
+    /// its re-arm, which can fail).
+    waker_armed: bool,
 }
 
 impl Ring {
@@ -252,6 +255,7 @@ impl Ring {
                 eventfd: Arc::new(eventfd),
             },
             unsubmitted: false,
+            waker_armed: false,
         };
         ring.arm_waker()?;
         Ok(ring)
@@ -329,17 +333,18 @@ impl Ring {
     /// # Errors
     /// Only if the submission queue is full and submitting it fails.
     pub fn cancel(&mut self, op: OpId) -> io::Result<()> {
-        match self.ops.get_mut(op.key as usize) {
-            Some(slot) if slot.generation == op.generation && !slot.cancelled => {
-                slot.cancelled = true
-            }
+        match self.ops.get(op.key as usize) {
+            Some(slot) if slot.generation == op.generation && !slot.cancelled => {}
             _ => return Ok(()),
         }
         let entry = opcode::AsyncCancel::new(op.user_data())
             .build()
             .user_data(IGNORED);
         // SAFETY: a cancellation reads and writes no memory of ours.
-        unsafe { self.push(&entry) }
+        unsafe { self.push(&entry) }?;
+        // Only now: a cancel that failed to queue can be asked again.
+        self.ops[op.key as usize].cancelled = true;
+        Ok(())
     }
 
     /// Whether operations were queued since the last submission.
@@ -350,7 +355,7 @@ impl Ring {
     /// How many operations are in flight (queued or submitted, without
     /// their last completion reaped), not counting the ring's own.
     pub fn in_flight(&self) -> usize {
-        self.ops.len() - 1
+        self.ops.len() - usize::from(self.waker_armed)
     }
 
     /// Submits what was queued, without waiting.
@@ -374,8 +379,15 @@ impl Ring {
     /// (`None`: no limit; zero: do not wait). One `io_uring_enter`.
     ///
     /// # Errors
-    /// The kernel's refusal; a timeout or a signal is not an error.
+    /// The kernel's refusal; a timeout or a signal is not an error. Also if
+    /// re-arming the waker's read, which failed in [`Ring::complete`],
+    /// fails again.
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if !self.waker_armed {
+            // Its re-arm failed in `complete`: without it no wake would
+            // end this wait.
+            self.arm_waker()?;
+        }
         let ready = !self.ring.completion().is_empty();
         let result = match timeout {
             _ if ready => self.ring.submit(),
@@ -437,7 +449,10 @@ impl Ring {
                 errno => Err(io::Error::from_raw_os_error(-errno)),
             };
             match slot {
-                Some(Op { waker: true, .. }) => self.arm_waker()?,
+                Some(Op { waker: true, .. }) => {
+                    self.waker_armed = false;
+                    self.arm_waker()?;
+                }
                 Some(Op { token, buf, .. }) => each(Completion {
                     op,
                     token,
@@ -469,6 +484,7 @@ impl Ring {
         // its completion. The eventfd stays open as long as the ring (the
         // ring holds an `Arc` of it).
         unsafe { self.queue(entry, 0, Some(buf), true) }?;
+        self.waker_armed = true;
         Ok(())
     }
 
