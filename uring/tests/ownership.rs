@@ -687,3 +687,60 @@ fn multishot_poll_reports_readiness_with_more_until_cancelled() {
     ring.complete(|completion| panic!("stale cancel completed {completion:?}"))
         .unwrap();
 }
+
+#[test]
+fn completions_beyond_the_completion_queue_are_all_delivered_while_queueing_goes_on() {
+    const PAIRS: usize = 64;
+    let Some(_running) = start("overflow", 60) else {
+        return;
+    };
+    // Room for 4 submissions and 8 completions: the kernel holds the rest.
+    let mut ring = Ring::new(4).unwrap();
+    let mut pairs: Vec<_> = (0..PAIRS).map(|_| pair()).collect();
+    let mut finals = vec![0usize; 2 * PAIRS];
+    let check = |completion: Completion, finals: &mut Vec<usize>| {
+        assert!(!completion.more);
+        let token = completion.token as usize;
+        finals[token] += 1;
+        let n = completion.result.unwrap() as usize;
+        let buf = completion.buf.unwrap();
+        assert_eq!(&buf[..n], &(token as u32).to_le_bytes(), "token {token}");
+    };
+    for (i, (ours, _)) in pairs.iter().enumerate() {
+        ring.recv(ours.as_fd(), vec![0u8; 16], i as u64).unwrap();
+    }
+    ring.submit().unwrap();
+    for (i, (_, peer)) in pairs.iter_mut().enumerate() {
+        peer.write_all(&(i as u32).to_le_bytes()).unwrap();
+    }
+    thread::sleep(Duration::from_millis(20));
+    ring.submit().unwrap();
+    // Queue more while the first completions wait unreaped.
+    for (i, (ours, _)) in pairs.iter().enumerate() {
+        ring.recv(ours.as_fd(), vec![0u8; 16], (PAIRS + i) as u64)
+            .unwrap();
+    }
+    ring.submit().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut written_again = false;
+    while finals.iter().sum::<usize>() < 2 * PAIRS && Instant::now() < deadline {
+        ring.complete(|completion| check(completion, &mut finals))
+            .unwrap();
+        if !written_again && finals[..PAIRS].iter().all(|&count| count == 1) {
+            // The second receives are armed only now that the first are
+            // done: their bytes come after.
+            for (i, (_, peer)) in pairs.iter_mut().enumerate() {
+                peer.write_all(&((PAIRS + i) as u32).to_le_bytes()).unwrap();
+            }
+            written_again = true;
+        }
+        ring.wait(Some(Duration::from_millis(10))).unwrap();
+    }
+    ring.complete(|completion| check(completion, &mut finals))
+        .unwrap();
+    assert!(
+        finals.iter().all(|&count| count == 1),
+        "final completions per op: {finals:?}"
+    );
+    assert_eq!(ring.in_flight(), 0);
+}
