@@ -273,6 +273,8 @@ pub struct Ring {
     waker: RingWaker,
     /// Operations were queued since the last submission.
     unsubmitted: bool,
+    /// How many times the submission queue went to the kernel.
+    submitted: u64,
     /// The waker's read is queued (it is not between its completion and
     /// its re-arm, which can fail).
     waker_armed: bool,
@@ -310,6 +312,7 @@ impl Ring {
                 eventfd: Arc::new(eventfd),
             },
             unsubmitted: false,
+            submitted: 0,
             waker_armed: false,
             stashed: VecDeque::new(),
         };
@@ -388,7 +391,13 @@ impl Ring {
     ///
     /// # Errors
     /// Only if the submission queue is full and submitting it fails.
-    pub fn send_raw(&mut self, fd: RawFd, buf: Vec<u8>, start: usize, token: u64) -> io::Result<OpId> {
+    pub fn send_raw(
+        &mut self,
+        fd: RawFd,
+        buf: Vec<u8>,
+        start: usize,
+        token: u64,
+    ) -> io::Result<OpId> {
         let bytes = &buf[start..];
         let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
         let entry = opcode::Send::new(Fd(fd), bytes.as_ptr(), len)
@@ -468,6 +477,19 @@ impl Ring {
         self.unsubmitted
     }
 
+    /// How many times the queued operations went to the kernel: an
+    /// operation queued when this said `n` has been submitted once it says
+    /// more. A caller closing a file checks this against the count it noted
+    /// when it last queued an operation on it (see the crate docs).
+    pub fn submissions(&self) -> u64 {
+        self.submitted
+    }
+
+    fn note_submitted(&mut self) {
+        self.unsubmitted = false;
+        self.submitted += 1;
+    }
+
     /// How many operations are in flight (queued or submitted, without
     /// their last completion reaped), not counting the ring's own.
     pub fn in_flight(&self) -> usize {
@@ -482,7 +504,7 @@ impl Ring {
     pub fn submit(&mut self) -> io::Result<()> {
         match self.ring.submit() {
             Ok(_) => {
-                self.unsubmitted = false;
+                self.note_submitted();
                 Ok(())
             }
             Err(error) if is_retry(&error) => Ok(()),
@@ -517,14 +539,14 @@ impl Ring {
         };
         match result {
             Ok(_) => {
-                self.unsubmitted = false;
+                self.note_submitted();
                 Ok(())
             }
             Err(error) if error.raw_os_error() == Some(libc::ETIME) || is_retry(&error) => {
                 // ETIME: the timeout passed (the submissions went in).
                 // EINTR, EBUSY, EAGAIN: try again on the next turn.
                 if error.raw_os_error() == Some(libc::ETIME) {
-                    self.unsubmitted = false;
+                    self.note_submitted();
                 }
                 Ok(())
             }
@@ -659,7 +681,10 @@ impl Ring {
                 return Ok(());
             }
             match self.ring.submit() {
-                Ok(_) => refused = 0,
+                Ok(_) => {
+                    refused = 0;
+                    self.submitted += 1;
+                }
                 Err(error) if is_retry(&error) => {
                     // EBUSY (older kernels): the completion queue is full and
                     // the kernel holds more (NODROP) it cannot post; it

@@ -10,9 +10,9 @@ use std::task::{Context, Poll};
 
 use super::TcpStream;
 use crate::net::{sys, Interest, Ready};
+use crate::rt::reactor::Direction;
 #[cfg(target_os = "linux")]
 use crate::rt::reactor::ReadInto;
-use crate::rt::reactor::Direction;
 
 impl TcpStream {
     /// Waits until the stream may be readable (libxev's `poll` for reading).

@@ -9,9 +9,9 @@ use socket2::SockRef;
 
 use super::TcpStream;
 use crate::net::sys;
+use crate::rt::reactor::Direction;
 #[cfg(target_os = "linux")]
 use crate::rt::reactor::ReadInto;
-use crate::rt::reactor::Direction;
 use crate::rt::waiters::WaitKey;
 
 impl TcpStream {
@@ -251,9 +251,13 @@ impl TcpStream {
     ) -> Poll<io::Result<usize>> {
         #[cfg(target_os = "linux")]
         if let Some(ring) = self.registration.ring_io() {
-            return self
-                .registration
-                .poll_ring_read(ring, cx, ReadInto::Vectored(bufs), false, key);
+            return self.registration.poll_ring_read(
+                ring,
+                cx,
+                ReadInto::Vectored(bufs),
+                false,
+                key,
+            );
         }
         let bufs = sys::max_iov_mut(bufs);
         let len = bufs.iter().map(|buf| buf.len()).sum();

@@ -125,6 +125,10 @@ struct ScheduledIo {
     /// A stream's reads and sends through the ring (`IoUring` only).
     #[cfg(target_os = "linux")]
     ring_io: Option<Box<ring_io::RingIo>>,
+    /// The ring's submission count when an operation on this socket was
+    /// last queued (`IoUring` only).
+    #[cfg(target_os = "linux")]
+    queued_in: Cell<u64>,
 }
 
 impl ScheduledIo {

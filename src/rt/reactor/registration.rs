@@ -56,7 +56,13 @@ impl Registration {
         S: Source + std::os::fd::AsRawFd,
     {
         let fd = source.as_raw_fd();
-        Registration::register(source, Some(fd), Interest::READABLE | Interest::WRITABLE, true, what)
+        Registration::register(
+            source,
+            Some(fd),
+            Interest::READABLE | Interest::WRITABLE,
+            true,
+            what,
+        )
     }
 
     /// Registers `source` with the current runtime's mio poller (under
@@ -105,6 +111,8 @@ impl Registration {
                 }
                 _ => None,
             },
+            #[cfg(target_os = "linux")]
+            queued_in: Cell::new(0),
         });
         #[cfg(not(target_os = "linux"))]
         let _ = stream;
@@ -129,7 +137,8 @@ impl Registration {
                         let ring = reactor.ring.as_ref().expect("checked above");
                         let fd = fd.expect("checked above");
                         let token = super::uring::token(super::uring::Kind::Poll, key, generation);
-                        io.ring_poll.set(Some(ring.arm(fd, interest, token)?));
+                        io.ring_poll
+                            .set(Some(ring.arm(fd, interest, token, &io.queued_in)?));
                     }
                     () => reactor.mio()?.borrow().registry().register(
                         source,
@@ -405,11 +414,13 @@ impl Registration {
     /// ready, else says `WouldBlock`; clears the ready directions in `mask`
     /// if `op` says `WouldBlock`.
     pub(crate) fn try_io<R>(&self, mask: u8, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        let ready = if self.unpolled() {
-            mask
-        } else {
-            self.readiness() & mask
-        };
+        // A ring stream never polled has no readiness to go by: poll it
+        // from now on; until its first event, nothing is ready.
+        #[cfg(target_os = "linux")]
+        if self.unpolled() {
+            self.ensure_polled()?;
+        }
+        let ready = self.readiness() & mask;
         if ready == 0 {
             if self.io.is_shut_down() {
                 return Err(shut_down_error());
@@ -470,6 +481,8 @@ impl Drop for Registration {
             }
             if !self.core.is_driving() {
                 ring.flush();
+            } else {
+                ring.submit_before_close(self.io.queued_in.get());
             }
             if lingers {
                 return;

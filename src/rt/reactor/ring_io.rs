@@ -24,7 +24,7 @@
 //! All submissions go in with the loop's next `io_uring_enter`, so a turn
 //! in which many streams read and write costs one system call.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, IoSlice};
 use std::os::fd::{OwnedFd, RawFd};
 use std::task::{Context, Poll};
@@ -159,6 +159,7 @@ impl RingIo {
         op: OpId,
         result: Result<u32, i32>,
         buf: Option<Vec<u8>>,
+        queued: &Cell<u64>,
     ) -> bool {
         let mut tx = self.tx.borrow_mut();
         let Some((inflight, left)) = tx.inflight else {
@@ -173,7 +174,7 @@ impl RingIo {
             Ok(n) if (n as usize) < left && n > 0 => {
                 // A short send: the rest goes next, before anything newer.
                 let start = buf.len() - left + n as usize;
-                match ring.send(self.fd, buf, start, token) {
+                match ring.send(self.fd, buf, start, token, queued) {
                     Ok(op) => tx.inflight = Some((op, left - n as usize)),
                     Err(error) => fail(&mut tx, error.raw_os_error().unwrap_or(xev_uring::EPIPE)),
                 }
@@ -189,21 +190,21 @@ impl RingIo {
             Err(code) => fail(&mut tx, code),
         }
         if !tx.pending.is_empty() {
-            self.start_send(ring, &mut tx, token);
+            self.start_send(ring, &mut tx, token, queued);
             return false;
         }
         if tx.shutdown_queued && tx.error.is_none() {
             tx.shutdown_queued = false;
-            let _ = ring.shutdown(self.fd, token);
+            let _ = ring.shutdown(self.fd, token, queued);
         }
         tx.lingering.is_some()
     }
 
-    fn start_send(&self, ring: &RingDriver, tx: &mut Tx, token: u64) {
+    fn start_send(&self, ring: &RingDriver, tx: &mut Tx, token: u64, queued: &Cell<u64>) {
         let spare = std::mem::take(&mut tx.spare);
         let buf = std::mem::replace(&mut tx.pending, spare);
         let len = buf.len();
-        match ring.send(self.fd, buf, 0, token) {
+        match ring.send(self.fd, buf, 0, token, queued) {
             Ok(op) => tx.inflight = Some((op, len)),
             Err(error) => fail(tx, error.raw_os_error().unwrap_or(xev_uring::EPIPE)),
         }
@@ -305,7 +306,11 @@ impl Registration {
     }
 
     fn driver(&self) -> &RingDriver {
-        self.core.reactor.ring.as_ref().expect("a ring stream on a ring reactor")
+        self.core
+            .reactor
+            .ring
+            .as_ref()
+            .expect("a ring stream on a ring reactor")
     }
 
     /// A read through the ring: copies out received bytes (consuming them
@@ -349,7 +354,12 @@ impl Registration {
                 if buf.len() < size {
                     buf.resize(size, 0);
                 }
-                match self.driver().recv(ring_io.fd, buf, self.token(Kind::Recv)) {
+                match self.driver().recv(
+                    ring_io.fd,
+                    buf,
+                    self.token(Kind::Recv),
+                    &self.io.queued_in,
+                ) {
                     Ok(op) => rx.state = RxState::Armed(op),
                     Err(error) => return Poll::Ready(Err(error)),
                 }
@@ -445,7 +455,12 @@ impl Registration {
             return Ok(());
         }
         let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
-        let armed = self.driver().arm(ring_io.fd, interest, self.token(Kind::Poll))?;
+        let armed = self.driver().arm(
+            ring_io.fd,
+            interest,
+            self.token(Kind::Poll),
+            &self.io.queued_in,
+        )?;
         self.io.ring_poll.set(Some(armed));
         Ok(())
     }
@@ -496,7 +511,11 @@ impl Registration {
     }
 
     /// `try_write` through the ring.
-    pub(crate) fn try_ring_write(&self, ring_io: &RingIo, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    pub(crate) fn try_ring_write(
+        &self,
+        ring_io: &RingIo,
+        bufs: &[IoSlice<'_>],
+    ) -> io::Result<usize> {
         let mut tx = ring_io.tx.borrow_mut();
         if let Some(code) = tx.error {
             return Err(io::Error::from_raw_os_error(code));
@@ -526,7 +545,12 @@ impl Registration {
             }
         }
         if tx.inflight.is_none() {
-            ring_io.start_send(self.driver(), &mut tx, self.token(Kind::Send));
+            ring_io.start_send(
+                self.driver(),
+                &mut tx,
+                self.token(Kind::Send),
+                &self.io.queued_in,
+            );
         }
         Ok(taken)
     }

@@ -126,20 +126,54 @@ impl RingDriver {
     }
 
     /// Queues a receive into `buf`, which the ring owns until it completes.
-    pub(super) fn recv(&self, fd: RawFd, buf: Vec<u8>, token: u64) -> io::Result<OpId> {
-        self.ring.borrow_mut().recv_raw(fd, buf, token)
+    pub(super) fn recv(
+        &self,
+        fd: RawFd,
+        buf: Vec<u8>,
+        token: u64,
+        queued: &Cell<u64>,
+    ) -> io::Result<OpId> {
+        let mut ring = self.ring.borrow_mut();
+        let op = ring.recv_raw(fd, buf, token)?;
+        queued.set(ring.submissions());
+        Ok(op)
+    }
+
+    /// Submits now if an operation on a socket, whose last was queued at
+    /// `queued`, has not gone to the kernel yet: the socket's descriptor is
+    /// about to close, and the kernel resolves descriptors at submission.
+    pub(super) fn submit_before_close(&self, queued: u64) {
+        let mut ring = self.ring.borrow_mut();
+        if ring.has_unsubmitted() && ring.submissions() == queued {
+            if let Err(error) = ring.submit() {
+                panic!("xev: submitting to the io_uring ring failed: {error}");
+            }
+        }
     }
 
     /// Queues a send of `buf[start..]`, which the ring owns until it
     /// completes.
-    pub(super) fn send(&self, fd: RawFd, buf: Vec<u8>, start: usize, token: u64) -> io::Result<OpId> {
-        self.ring.borrow_mut().send_raw(fd, buf, start, token)
+    pub(super) fn send(
+        &self,
+        fd: RawFd,
+        buf: Vec<u8>,
+        start: usize,
+        token: u64,
+        queued: &Cell<u64>,
+    ) -> io::Result<OpId> {
+        let mut ring = self.ring.borrow_mut();
+        let op = ring.send_raw(fd, buf, start, token)?;
+        queued.set(ring.submissions());
+        Ok(op)
     }
 
     /// Queues the write side's shutdown.
-    pub(super) fn shutdown(&self, fd: RawFd, token: u64) -> io::Result<OpId> {
+    pub(super) fn shutdown(&self, fd: RawFd, token: u64, queued: &Cell<u64>) -> io::Result<OpId> {
         let token = token & !(3 << KIND_SHIFT) | (Kind::Shutdown as u64) << KIND_SHIFT;
-        self.ring.borrow_mut().shutdown(fd, xev_uring::SHUT_WR, token)
+        let mut ring = self.ring.borrow_mut();
+        let op = ring.shutdown(fd, xev_uring::SHUT_WR, token)?;
+        queued.set(ring.submissions());
+        Ok(op)
     }
 
     /// Cancels an operation (submitted with the loop's next turn).
@@ -150,7 +184,13 @@ impl RingDriver {
     }
 
     /// Arms a multishot poll of `fd` for `interest`, under `token`.
-    pub(super) fn arm(&self, fd: RawFd, interest: Interest, token: u64) -> io::Result<Armed> {
+    pub(super) fn arm(
+        &self,
+        fd: RawFd,
+        interest: Interest,
+        token: u64,
+        queued: &Cell<u64>,
+    ) -> io::Result<Armed> {
         let mut events = xev_uring::POLLERR | xev_uring::POLLHUP;
         if interest.is_readable() {
             events |= xev_uring::POLLIN | xev_uring::POLLRDHUP;
@@ -158,7 +198,9 @@ impl RingDriver {
         if interest.is_writable() {
             events |= xev_uring::POLLOUT;
         }
-        let op = self.ring.borrow_mut().poll_raw(fd, events, token as u64)?;
+        let mut ring = self.ring.borrow_mut();
+        let op = ring.poll_raw(fd, events, token)?;
+        queued.set(ring.submissions());
         Ok(Armed { op, fd, events })
     }
 
@@ -229,10 +271,9 @@ impl RingDriver {
                 continue;
             }
             let key = item.token as u32 as usize;
-            let Some(io) = ios
-                .get(key)
-                .filter(|io| u64::from(io.generation) & TOKEN_GENERATION == (item.token >> 32) & TOKEN_GENERATION)
-            else {
+            let Some(io) = ios.get(key).filter(|io| {
+                u64::from(io.generation) & TOKEN_GENERATION == (item.token >> 32) & TOKEN_GENERATION
+            }) else {
                 continue;
             };
             match kind_of(item.token) {
@@ -251,7 +292,14 @@ impl RingDriver {
                 }
                 Kind::Send => {
                     if let Some(ring_io) = io.ring() {
-                        if ring_io.sent(self, item.token, item.op, item.result, item.buf) {
+                        if ring_io.sent(
+                            self,
+                            item.token,
+                            item.op,
+                            item.result,
+                            item.buf,
+                            &io.queued_in,
+                        ) {
                             closed.push(key);
                         }
                         io.writers.wake_all(wake_task, &mut wakers);
@@ -285,7 +333,10 @@ impl RingDriver {
                             .borrow_mut()
                             .poll_raw(armed.fd, armed.events, item.token)
                         {
-                            Ok(op) => io.ring_poll.set(Some(Armed { op, ..armed })),
+                            Ok(op) => {
+                                io.ring_poll.set(Some(Armed { op, ..armed }));
+                                io.queued_in.set(self.ring.borrow().submissions());
+                            }
                             Err(error) => {
                                 panic!("xev: arming a poll in the io_uring ring failed: {error}")
                             }
@@ -304,7 +355,10 @@ impl RingDriver {
         self.done.set(done);
         if !closed.is_empty() {
             let mut ios = reactor.ios.borrow_mut();
-            let gone: Vec<_> = closed.into_iter().filter_map(|key| ios.try_remove(key)).collect();
+            let gone: Vec<_> = closed
+                .into_iter()
+                .filter_map(|key| ios.try_remove(key))
+                .collect();
             drop(ios);
             // The sockets close here, after the slab's borrow.
             drop(gone);
