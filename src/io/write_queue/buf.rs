@@ -173,9 +173,6 @@ pub(super) trait Sink {
 
 impl Sink for TcpStream {
     fn poll_send(&self, cx: &mut Context<'_>, slices: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        match slices {
-            [one] => self.poll_write_priv(cx, one),
-            many => self.poll_write_vectored_priv(cx, many),
-        }
+        self.poll_send_owned(cx, slices)
     }
 }

@@ -184,8 +184,9 @@ impl TcpStream {
         if let Some(ring) = registration.ring_io() {
             if registration.ring_holds_bytes(ring) {
                 return Err(io::Error::other(
-                    "xev: this stream holds bytes received and not yet read, or written and not \
-                     yet sent (io_uring backend): read them, or `flush` it, before `into_std`",
+                    "xev: under the io_uring backend, this stream has a receive in flight (a \
+                     read was pending or cancelled), bytes received and not yet read, or bytes \
+                     written and not yet sent: read them, or `flush` it, before `into_std`",
                 ));
             }
         }

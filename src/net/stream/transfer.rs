@@ -285,6 +285,36 @@ impl TcpStream {
         Poll::Ready(Ok(()))
     }
 
+    /// A send from buffers the caller owns until it completes (a
+    /// `WriteQueue`'s), waiting loosely: straight from them to the socket,
+    /// under either backend (under `IoUring`, after the ring has sent what
+    /// earlier writes accepted, so the bytes stay in order).
+    pub(crate) fn poll_send_owned(
+        &self,
+        cx: &mut Context<'_>,
+        slices: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        #[cfg(target_os = "linux")]
+        if let Some(ring) = self.registration.ring_io() {
+            ready!(self.registration.poll_ring_flush(ring, cx, None))?;
+        }
+        let slices = sys::max_iov(slices);
+        let len = slices.iter().map(|buf| buf.len()).sum();
+        if len == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        self.registration.poll_transfer(
+            cx,
+            Direction::Write,
+            len,
+            || match slices {
+                [one] => self.send(one),
+                many => self.send_vectored(many),
+            },
+            None,
+        )
+    }
+
     /// Polls a send, waiting loosely (see [`poll_read_priv`](Self::poll_read_priv)).
     pub(crate) fn poll_write_priv(
         &self,

@@ -298,12 +298,19 @@ impl Registration {
         mut op: impl FnMut() -> io::Result<usize>,
         key: Option<&mut WaitKey>,
     ) -> Poll<io::Result<usize>> {
-        while self.io.is_ready(direction) {
+        // A ring stream never polled tries its syscall, and is polled from
+        // its first `WouldBlock` on.
+        while self.io.is_ready(direction) || self.unpolled() {
             if !self.core.take_io_budget(cx) {
                 return Poll::Pending;
             }
             match self.transfer(direction, len, &mut op) {
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    #[cfg(target_os = "linux")]
+                    if let Err(error) = self.ensure_polled() {
+                        return Poll::Ready(Err(error));
+                    }
+                }
                 result => return Poll::Ready(result),
             }
         }
@@ -443,9 +450,11 @@ impl Registration {
     /// (`into_std`) that must not keep delivering events.
     pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
         #[cfg(target_os = "linux")]
-        if let Some(armed) = self.io.ring_poll.take() {
+        if self.io.ring_poll.get().is_some() || self.io.ring_io.is_some() {
             let ring = self.core.reactor.ring.as_ref().expect("armed in a ring");
-            ring.disarm(armed);
+            if let Some(armed) = self.io.ring_poll.take() {
+                ring.disarm(armed);
+            }
             // The caller owns the socket from now on: no poll of ours may
             // stay armed on it.
             ring.flush();

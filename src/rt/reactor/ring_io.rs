@@ -29,7 +29,7 @@ use std::io::{self, IoSlice};
 use std::os::fd::{OwnedFd, RawFd};
 use std::task::{Context, Poll};
 
-use xev_uring::OpId;
+use xev_uring::{OpId, ECONNRESET};
 
 use super::registration::Registration;
 use super::uring::{Kind, RingDriver};
@@ -40,7 +40,9 @@ use super::{
 use crate::rt::waiters::WaitKey;
 
 /// The most bytes a stream's writes may have accepted and the kernel not
-/// yet taken.
+/// yet taken, unless its `SO_SNDBUF` was set ([`RingIo::set_tx_limit`]):
+/// then that size, so a small send buffer still makes writes short and
+/// pushes the rest to a `WriteQueue`, as under `Poll`.
 pub(crate) const TX_LIMIT: usize = 256 * 1024;
 /// The receive buffer's size bounds: a read asks for its own length,
 /// within these.
@@ -52,6 +54,9 @@ const TX_KEEP: usize = 64 * 1024;
 /// The ring-side state of one stream.
 pub(crate) struct RingIo {
     pub(super) fd: RawFd,
+    /// How many bytes writes may have accepted and the kernel not yet
+    /// taken.
+    tx_limit: Cell<usize>,
     rx: RefCell<Rx>,
     tx: RefCell<Tx>,
 }
@@ -76,8 +81,9 @@ enum RxState {
         start: usize,
         end: usize,
     },
-    /// The peer closed its side: every read returns 0.
-    Eof,
+    /// The peer closed its side: every read returns 0. `seen` once a read
+    /// returned it.
+    Eof { seen: bool },
     /// A receive failed: the next read returns the error.
     Failed(i32),
 }
@@ -116,9 +122,16 @@ impl RingIo {
     pub(super) fn new(fd: RawFd) -> RingIo {
         RingIo {
             fd,
+            tx_limit: Cell::new(TX_LIMIT),
             rx: RefCell::default(),
             tx: RefCell::default(),
         }
+    }
+
+    /// Bounds what writes accept to `bytes` (the socket's `SO_SNDBUF`
+    /// after the user set it).
+    pub(crate) fn set_tx_limit(&self, bytes: usize) {
+        self.tx_limit.set(bytes.max(1));
     }
 
     /// A receive completed with `result`, its buffer back in `buf`.
@@ -129,9 +142,15 @@ impl RingIo {
         }
         let buf = buf.unwrap_or_default();
         rx.state = match result {
+            // A reset ends the receive with 0 when a send took the error
+            // first: the reader still learns of the reset.
+            Ok(0) if self.tx.borrow().error == Some(ECONNRESET) => {
+                rx.spare = buf;
+                RxState::Failed(ECONNRESET)
+            }
             Ok(0) => {
                 rx.spare = buf;
-                RxState::Eof
+                RxState::Eof { seen: false }
             }
             Ok(n) => RxState::Filled {
                 buf,
@@ -187,7 +206,15 @@ impl RingIo {
                 }
             }
             Err(code) if code == xev_uring::ECANCELED => return tx.lingering.is_some(),
-            Err(code) => fail(&mut tx, code),
+            Err(code) => {
+                fail(&mut tx, code);
+                // A reset that a receive reported as a plain end of stream
+                // (the send took the error first): tell the reader.
+                let mut rx = self.rx.borrow_mut();
+                if code == ECONNRESET && matches!(rx.state, RxState::Eof { seen: false }) {
+                    rx.state = RxState::Failed(ECONNRESET);
+                }
+            }
         }
         if !tx.pending.is_empty() {
             self.start_send(ring, &mut tx, token, queued);
@@ -225,6 +252,12 @@ impl RingIo {
             }
             Err(_) => false,
         }
+    }
+
+    /// Whether the stream was dropped and stays open only to send what its
+    /// writes accepted.
+    pub(super) fn is_lingering(&self) -> bool {
+        self.tx.borrow().lingering.is_some()
     }
 
     /// The receive to cancel when the stream closes.
@@ -335,7 +368,10 @@ impl Registration {
                 }
                 Poll::Ready(Ok(take_filled(&mut rx, &mut into, peek)))
             }
-            RxState::Eof => Poll::Ready(Ok(0)),
+            RxState::Eof { seen } => {
+                *seen = true;
+                Poll::Ready(Ok(0))
+            }
             RxState::Failed(code) => {
                 let code = *code;
                 rx.state = RxState::Idle;
@@ -380,7 +416,10 @@ impl Registration {
         match &mut rx.state {
             RxState::Idle => None,
             RxState::Armed(_) => Some(Err(io::ErrorKind::WouldBlock.into())),
-            RxState::Eof => Some(Ok(0)),
+            RxState::Eof { seen } => {
+                *seen = true;
+                Some(Ok(0))
+            }
             RxState::Failed(code) => {
                 let code = *code;
                 rx.state = RxState::Idle;
@@ -436,7 +475,7 @@ impl Registration {
         let mut bits = 0;
         match ring_io.rx.borrow().state {
             RxState::Filled { .. } | RxState::Failed(_) => bits |= READABLE,
-            RxState::Eof => bits |= READABLE | READ_CLOSED,
+            RxState::Eof { .. } => bits |= READABLE | READ_CLOSED,
             _ => {}
         }
         if self.ring_write_ready(ring_io) {
@@ -478,13 +517,16 @@ impl Registration {
     /// Whether the stream still holds bytes a `std` stream would not see:
     /// received and unread, or accepted by writes and not yet sent.
     pub(crate) fn ring_holds_bytes(&self, ring_io: &RingIo) -> bool {
-        matches!(ring_io.rx.borrow().state, RxState::Filled { .. }) || ring_io.tx.borrow().is_busy()
+        matches!(
+            ring_io.rx.borrow().state,
+            RxState::Filled { .. } | RxState::Armed(_)
+        ) || ring_io.tx.borrow().is_busy()
     }
 
     /// Whether a write would not wait.
     pub(crate) fn ring_write_ready(&self, ring_io: &RingIo) -> bool {
         let tx = ring_io.tx.borrow();
-        tx.error.is_some() || tx.shut || tx.queued() < TX_LIMIT
+        tx.error.is_some() || tx.shut || tx.queued() < ring_io.tx_limit.get()
     }
 
     /// A write through the ring: copies what fits into the send buffer and
@@ -530,7 +572,7 @@ impl Registration {
         if total == 0 {
             return Ok(0);
         }
-        let room = TX_LIMIT.saturating_sub(tx.queued());
+        let room = ring_io.tx_limit.get().saturating_sub(tx.queued());
         if room == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
         }
