@@ -33,9 +33,6 @@ use super::{sys, TcpListener, TcpStream};
 /// ```
 pub struct TcpSocket {
     socket: Socket,
-    /// `SO_SNDBUF` was set: the stream's writes accept no more than it
-    /// (under `IoUring`, where they are buffered).
-    send_buffer_set: std::cell::Cell<bool>,
 }
 
 impl TcpSocket {
@@ -80,20 +77,14 @@ impl TcpSocket {
         // This fails only for a descriptor that is not a socket, which the
         // first `bind`, `listen` or `connect` then reports.
         let _ = socket.set_nonblocking(true);
-        TcpSocket {
-            socket,
-            send_buffer_set: std::cell::Cell::new(false),
-        }
+        TcpSocket { socket }
     }
 
     fn new(domain: Domain) -> io::Result<TcpSocket> {
         // socket2 creates it close-on-exec, as std does.
         let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
         socket.set_nonblocking(true)?;
-        Ok(TcpSocket {
-            socket,
-            send_buffer_set: std::cell::Cell::new(false),
-        })
+        Ok(TcpSocket { socket })
     }
 
     /// Allows binding to an address in `TIME_WAIT` (`SO_REUSEADDR`).
@@ -139,9 +130,7 @@ impl TcpSocket {
     /// Sets the send buffer size (`SO_SNDBUF`); Linux doubles the value and
     /// enforces a minimum of about 4.5 KiB.
     pub fn set_send_buffer_size(&self, size: u32) -> io::Result<()> {
-        self.socket.set_send_buffer_size(size as usize)?;
-        self.send_buffer_set.set(true);
-        Ok(())
+        self.socket.set_send_buffer_size(size as usize)
     }
 
     /// The send buffer size (`SO_SNDBUF`), as the kernel reports it (Linux
@@ -426,11 +415,7 @@ impl TcpSocket {
             Err(error) if connect_in_progress(&error) => {}
             Err(error) => return Err(error),
         }
-        let send_buffer_set = self.send_buffer_set.get();
         let stream = TcpStream::from_mio(mio::net::TcpStream::from_std(self.socket.into()))?;
-        if send_buffer_set {
-            stream.limit_writes_to_send_buffer()?;
-        }
         stream.finish_connect().await
     }
 }

@@ -228,6 +228,43 @@ pub struct Completion {
     pub more: bool,
     /// The operation's buffer, given back with its last completion.
     pub buf: Option<Vec<u8>>,
+    /// A [`send_bufs`](Ring::send_bufs)' buffers, given back with its
+    /// completion.
+    pub bufs: Vec<OwnedBuf>,
+}
+
+/// An owned buffer a [`Ring::send_bufs`] sends from without copying: kinds
+/// whose bytes stay where they are for as long as the value lives, and
+/// which nobody can change meanwhile.
+#[derive(Debug)]
+pub enum OwnedBuf {
+    /// A vector's bytes.
+    Vec(Vec<u8>),
+    /// A boxed slice's bytes.
+    Boxed(Box<[u8]>),
+    /// Bytes that live for the whole program.
+    Static(&'static [u8]),
+    /// Bytes shared with other owners, none of which can change them.
+    Shared(std::rc::Rc<[u8]>),
+}
+
+impl OwnedBuf {
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            OwnedBuf::Vec(vec) => vec,
+            OwnedBuf::Boxed(boxed) => boxed,
+            OwnedBuf::Static(slice) => slice,
+            OwnedBuf::Shared(shared) => shared,
+        }
+    }
+}
+
+/// What a `send_bufs` operation holds besides its buffers: the `iovec`
+/// array and the `msghdr` the kernel reads.
+struct MsgHeld {
+    _iov: Vec<libc::iovec>,
+    _msg: Box<libc::msghdr>,
 }
 
 /// One queued operation and what the ring owns for it.
@@ -237,6 +274,9 @@ struct Op {
     /// The memory the kernel may read or write for this operation; kept
     /// here, untouched, until the last completion (the ownership rule).
     buf: Option<Vec<u8>>,
+    /// A `send_bufs`' buffers, `iovec`s and `msghdr`, by the same rule.
+    bufs: Vec<OwnedBuf>,
+    msg: Option<MsgHeld>,
     /// A cancellation was queued: do not queue another.
     cancelled: bool,
     /// The ring's own eventfd read.
@@ -453,6 +493,73 @@ impl Ring {
         unsafe { self.queue(entry, token, None, false) }
     }
 
+    /// Queues one `sendmsg` to `fd` of `bufs` in order, the first from
+    /// `offset` (at most `IOV_MAX` = 1024 buffers; `MSG_NOSIGNAL`). The ring
+    /// owns the buffers, and the `iovec`s and `msghdr` pointing at them,
+    /// until the completion, which gives the buffers back with the number
+    /// of bytes sent (a stream socket may take fewer than all).
+    ///
+    /// # Panics
+    /// If `bufs` is empty, holds more than 1024 buffers, or `offset` is
+    /// beyond the first.
+    ///
+    /// # Errors
+    /// Only if the submission queue is full and submitting it fails.
+    pub fn send_bufs(
+        &mut self,
+        fd: RawFd,
+        bufs: Vec<OwnedBuf>,
+        offset: usize,
+        token: u64,
+    ) -> io::Result<OpId> {
+        assert!(
+            !bufs.is_empty() && bufs.len() <= 1024,
+            "1 to 1024 buffers per sendmsg"
+        );
+        assert!(
+            offset <= bufs[0].as_slice().len(),
+            "offset beyond the first buffer"
+        );
+        let mut iov: Vec<libc::iovec> = bufs
+            .iter()
+            .enumerate()
+            .map(|(index, buf)| {
+                let bytes = if index == 0 {
+                    &buf.as_slice()[offset..]
+                } else {
+                    buf.as_slice()
+                };
+                libc::iovec {
+                    iov_base: bytes.as_ptr() as *mut libc::c_void,
+                    iov_len: bytes.len(),
+                }
+            })
+            .collect();
+        // SAFETY: `msghdr` is plain old data; all zeroes is a valid value
+        // (no name, no control data).
+        let mut msg: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = iov.len() as _;
+        let entry = opcode::SendMsg::new(Fd(fd), &*msg as *const libc::msghdr)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build();
+        // SAFETY: `entry` points at `msg` (a heap allocation), which points
+        // at `iov`'s heap allocation, whose entries point into the heap
+        // allocations (or static memory) of `bufs`; all of them move into
+        // the operation's slot below, unmodified, until its completion is
+        // reaped or the ring's drop has drained it (or leaks them). None of
+        // the `OwnedBuf` kinds lets anyone change or free its bytes while
+        // the slot holds it.
+        let op = unsafe { self.queue(entry, token, None, false) }?;
+        let slot = &mut self.ops[op.key as usize];
+        slot.bufs = bufs;
+        slot.msg = Some(MsgHeld {
+            _iov: iov,
+            _msg: msg,
+        });
+        Ok(op)
+    }
+
     /// Asks the kernel to cancel `op`. Its completion still comes (with
     /// `ECANCELED`, or its result if it finished first), and only then is
     /// its buffer given back. A stale id, or a second cancel, does nothing.
@@ -597,12 +704,15 @@ impl Ring {
                     self.waker_armed = false;
                     self.arm_waker()?;
                 }
-                Some(Op { token, buf, .. }) => each(Completion {
+                Some(Op {
+                    token, buf, bufs, ..
+                }) => each(Completion {
                     op,
                     token,
                     result,
                     more,
                     buf,
+                    bufs,
                 }),
                 None => {
                     let token = self.ops[op.key as usize].token;
@@ -612,6 +722,7 @@ impl Ring {
                         result,
                         more,
                         buf: None,
+                        bufs: Vec::new(),
                     })
                 }
             }
@@ -655,6 +766,8 @@ impl Ring {
             generation,
             token,
             buf,
+            bufs: Vec::new(),
+            msg: None,
             cancelled: false,
             waker,
         });
@@ -774,6 +887,8 @@ impl Drop for Ring {
         // Whatever is left may still be written by the kernel: leak it.
         for op in self.ops.drain() {
             std::mem::forget(op.buf);
+            std::mem::forget(op.bufs);
+            std::mem::forget(op.msg);
         }
     }
 }

@@ -40,6 +40,9 @@ enum Repr {
     Boxed(Box<[u8]>),
     Static(&'static [u8]),
     Shared(Rc<[u8]>),
+    /// In the queue, the length of a buffer lent to a send that owns it
+    /// until it completes (under `IoUring`); never seen outside the queue.
+    Lent(usize),
 }
 
 impl WriteBuf {
@@ -50,7 +53,47 @@ impl WriteBuf {
             Repr::Boxed(boxed) => boxed,
             Repr::Static(slice) => slice,
             Repr::Shared(shared) => shared,
+            Repr::Lent(_) => &[],
         }
+    }
+
+    /// How many bytes it holds (or held, while lent).
+    pub(super) fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Lent(len) => *len,
+            _ => self.as_slice().len(),
+        }
+    }
+
+    /// Takes the buffer out, leaving its length in its place.
+    pub(super) fn lend(&mut self) -> WriteBuf {
+        let len = self.len();
+        std::mem::replace(self, WriteBuf(Repr::Lent(len)))
+    }
+
+    /// The buffer as the ring takes it: the same bytes, not a copy.
+    #[cfg(target_os = "linux")]
+    pub(super) fn into_owned(self) -> xev_uring::OwnedBuf {
+        use xev_uring::OwnedBuf;
+        match self.0 {
+            Repr::Vec(vec) => OwnedBuf::Vec(vec),
+            Repr::Boxed(boxed) => OwnedBuf::Boxed(boxed),
+            Repr::Static(slice) => OwnedBuf::Static(slice),
+            Repr::Shared(shared) => OwnedBuf::Shared(shared),
+            Repr::Lent(_) => OwnedBuf::Static(&[]),
+        }
+    }
+
+    /// A buffer the ring gave back.
+    #[cfg(target_os = "linux")]
+    pub(super) fn from_owned(buf: xev_uring::OwnedBuf) -> WriteBuf {
+        use xev_uring::OwnedBuf;
+        WriteBuf(match buf {
+            OwnedBuf::Vec(vec) => Repr::Vec(vec),
+            OwnedBuf::Boxed(boxed) => Repr::Boxed(boxed),
+            OwnedBuf::Static(slice) => Repr::Static(slice),
+            OwnedBuf::Shared(shared) => Repr::Shared(shared),
+        })
     }
 }
 

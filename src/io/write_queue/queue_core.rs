@@ -157,12 +157,44 @@ impl QueueCore {
         }
     }
 
+    /// Lends the buffers of one batch (as [`fill_slices`](Self::fill_slices)
+    /// would offer them) to a send that owns them until it completes (the
+    /// `IoUring` backend's); returns them with the offset of the first
+    /// unwritten byte in the first. The entries keep their lengths, so the
+    /// queue's accounting goes on; [`restore`](Self::restore) puts the
+    /// buffers back.
+    #[cfg(target_os = "linux")]
+    pub(super) fn lend_batch(&mut self) -> (Vec<WriteBuf>, usize) {
+        let mut offered = 0;
+        let mut lent = Vec::new();
+        for (index, entry) in self.entries.iter_mut().enumerate() {
+            if lent.len() == MAX_SLICES || offered >= self.batch_bytes {
+                break;
+            }
+            let skip = if index == 0 { self.front_written } else { 0 };
+            offered += entry.buf.len() - skip;
+            lent.push(entry.buf.lend());
+        }
+        (lent, self.front_written)
+    }
+
+    /// Puts back buffers lent by [`lend_batch`](Self::lend_batch), before
+    /// the send's outcome is applied. After a failure (the entries are
+    /// gone), they are dropped.
+    #[cfg(target_os = "linux")]
+    pub(super) fn restore(&mut self, bufs: Vec<WriteBuf>) {
+        for (entry, buf) in self.entries.iter_mut().zip(bufs) {
+            debug_assert_eq!(entry.buf.len(), buf.len(), "restored out of order");
+            entry.buf = buf;
+        }
+    }
+
     /// Completes the empty buffers at the front, which need no send.
     pub(super) fn complete_empty_front(&mut self, wakers: &mut Vec<Waker>) {
         while self
             .entries
             .front()
-            .is_some_and(|entry| entry.buf.as_slice().len() == self.front_written)
+            .is_some_and(|entry| entry.buf.len() == self.front_written)
         {
             self.complete_front(wakers);
         }
@@ -181,7 +213,7 @@ impl QueueCore {
     pub(super) fn advance(&mut self, mut n: usize, wakers: &mut Vec<Waker>) {
         self.queued_bytes -= n;
         while let Some(entry) = self.entries.front() {
-            let remaining = entry.buf.as_slice().len() - self.front_written;
+            let remaining = entry.buf.len() - self.front_written;
             if n < remaining {
                 self.front_written += n;
                 n = 0;

@@ -58,13 +58,19 @@ use crate::rt::reactor::{Direction, Registration};
 /// .unwrap();
 /// ```
 pub struct TcpStream {
-    /// Dropped first: under `IoUring` its drop still reads the descriptor
-    /// (to keep the socket open for bytes not yet sent).
+    /// Dropped first: under `IoUring` its drop may submit operations that
+    /// name the descriptor, which must still be open then.
     registration: Registration,
     io: mio::net::TcpStream,
 }
 
 impl TcpStream {
+    /// The stream's handle on the reactor.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn registration(&self) -> &Registration {
+        &self.registration
+    }
+
     /// Wraps a connected or connecting mio stream.
     pub(crate) fn from_mio(mut io: mio::net::TcpStream) -> io::Result<TcpStream> {
         sys::prepare(SockRef::from(&io))?;
@@ -223,17 +229,6 @@ impl TcpStream {
     /// # }).unwrap();
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        #[cfg(target_os = "linux")]
-        if let Some(ring) = self.registration.ring_io() {
-            // Writes accepted bytes the ring has not sent yet: the write
-            // side shuts down once they are.
-            if how != Shutdown::Read && self.registration.ring_shutdown_write(ring) {
-                return match how {
-                    Shutdown::Both => self.shutdown(Shutdown::Read),
-                    _ => Ok(()),
-                };
-            }
-        }
         match self.io.shutdown(how) {
             // Linux reports ENOTCONN once the connection is fully closed.
             Err(error)

@@ -26,19 +26,7 @@ impl TcpStream {
 
     /// Sets the send buffer size (`SO_SNDBUF`); the kernel may round it.
     pub fn set_send_buffer_size(&self, size: u32) -> io::Result<()> {
-        SockRef::from(&self.io).set_send_buffer_size(size as usize)?;
-        self.limit_writes_to_send_buffer()
-    }
-
-    /// Under `IoUring`, where writes accept bytes into the runtime's send
-    /// buffer, bounds that to the kernel's `SO_SNDBUF` (once the user set
-    /// it): a small send buffer keeps making writes short.
-    pub(crate) fn limit_writes_to_send_buffer(&self) -> io::Result<()> {
-        #[cfg(target_os = "linux")]
-        if let Some(ring) = self.registration.ring_io() {
-            ring.set_tx_limit(SockRef::from(&self.io).send_buffer_size()?);
-        }
-        Ok(())
+        SockRef::from(&self.io).set_send_buffer_size(size as usize)
     }
 
     /// The receive buffer size (`SO_RCVBUF`), as the kernel reports it.

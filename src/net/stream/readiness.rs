@@ -101,11 +101,6 @@ impl TcpStream {
     /// Writes without waiting: [`WouldBlock`](io::ErrorKind::WouldBlock) if the
     /// socket's send buffer is full.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        #[cfg(target_os = "linux")]
-        if let Some(ring) = self.registration.ring_io() {
-            self.registration.spend_io_budget();
-            return self.registration.try_ring_write(ring, &[IoSlice::new(buf)]);
-        }
         self.registration
             .try_transfer(Direction::Write, buf.len(), || self.send(buf))
     }
@@ -207,11 +202,6 @@ impl TcpStream {
     /// [`try_write`](Self::try_write) from several buffers in order, with one
     /// `sendmsg` (at most 1024 of them are sent from by one call).
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        #[cfg(target_os = "linux")]
-        if let Some(ring) = self.registration.ring_io() {
-            self.registration.spend_io_budget();
-            return self.registration.try_ring_write(ring, bufs);
-        }
         let bufs = sys::max_iov(bufs);
         let len = bufs.iter().map(|buf| buf.len()).sum();
         self.registration

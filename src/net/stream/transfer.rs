@@ -193,6 +193,17 @@ impl TcpStream {
         poll_fn(|cx| self.poll_write_vectored_with(cx, bufs, waiting.key())).await
     }
 
+    /// Passes a send's outcome on; under `IoUring`, a reset it reports
+    /// also reaches a reader whose receive in the ring ended with 0.
+    #[inline]
+    pub(super) fn noted<T>(&self, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        #[cfg(target_os = "linux")]
+        if let (Poll::Ready(Err(error)), Some(ring)) = (&result, self.registration.ring_io()) {
+            ring.note_send_error(error);
+        }
+        result
+    }
+
     /// One `send` with the no-`SIGPIPE` flag.
     pub(super) fn send(&self, buf: &[u8]) -> io::Result<usize> {
         SockRef::from(&self.io).send_with_flags(buf, sys::SEND_FLAGS)
@@ -273,31 +284,19 @@ impl TcpStream {
         )
     }
 
-    /// Waits until every byte the writes accepted is in the kernel: at
-    /// once under `Poll`, whose writes go straight to the socket; under
-    /// `IoUring`, until the ring's sends have completed (waiting loosely).
-    pub(crate) fn poll_flush_priv(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        #[cfg(target_os = "linux")]
-        if let Some(ring) = self.registration.ring_io() {
-            return self.registration.poll_ring_flush(ring, cx, None);
-        }
-        let _ = cx;
+    /// Nothing to wait for: writes go straight to the socket on either
+    /// backend (a `WriteQueue` has its own `flush`).
+    pub(crate) fn poll_flush_priv(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 
-    /// A send from buffers the caller owns until it completes (a
-    /// `WriteQueue`'s), waiting loosely: straight from them to the socket,
-    /// under either backend (under `IoUring`, after the ring has sent what
-    /// earlier writes accepted, so the bytes stay in order).
+    /// A `WriteQueue`'s send, waiting loosely (the `Poll` backend's; under
+    /// `IoUring` the queue hands its buffers to the ring instead).
     pub(crate) fn poll_send_owned(
         &self,
         cx: &mut Context<'_>,
         slices: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        #[cfg(target_os = "linux")]
-        if let Some(ring) = self.registration.ring_io() {
-            ready!(self.registration.poll_ring_flush(ring, cx, None))?;
-        }
         let slices = sys::max_iov(slices);
         let len = slices.iter().map(|buf| buf.len()).sum();
         if len == 0 {
@@ -333,14 +332,13 @@ impl TcpStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        #[cfg(target_os = "linux")]
-        if let Some(ring) = self.registration.ring_io() {
-            return self
-                .registration
-                .poll_ring_write(ring, cx, &[IoSlice::new(buf)], key);
-        }
-        self.registration
-            .poll_transfer(cx, Direction::Write, buf.len(), || self.send(buf), key)
+        self.noted(self.registration.poll_transfer(
+            cx,
+            Direction::Write,
+            buf.len(),
+            || self.send(buf),
+            key,
+        ))
     }
 
     pub(crate) fn poll_write_vectored_priv(
@@ -359,16 +357,17 @@ impl TcpStream {
         bufs: &[IoSlice<'_>],
         key: Option<&mut WaitKey>,
     ) -> Poll<io::Result<usize>> {
-        #[cfg(target_os = "linux")]
-        if let Some(ring) = self.registration.ring_io() {
-            return self.registration.poll_ring_write(ring, cx, bufs, key);
-        }
         let bufs = sys::max_iov(bufs);
         let len = bufs.iter().map(|buf| buf.len()).sum();
         if len == 0 {
             return Poll::Ready(Ok(0));
         }
-        self.registration
-            .poll_transfer(cx, Direction::Write, len, || self.send_vectored(bufs), key)
+        self.noted(self.registration.poll_transfer(
+            cx,
+            Direction::Write,
+            len,
+            || self.send_vectored(bufs),
+            key,
+        ))
     }
 }

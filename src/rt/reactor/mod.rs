@@ -356,20 +356,6 @@ impl Reactor {
             io.readiness.set(SHUT_DOWN);
         }
         wakers.wake_all();
-        // Streams dropped with bytes left to send close now: nothing will
-        // send them any more.
-        #[cfg(target_os = "linux")]
-        {
-            let mut ios = self.ios.borrow_mut();
-            let lingering: Vec<usize> = ios
-                .iter()
-                .filter(|(_, io)| io.ring().is_some_and(|ring| ring.is_lingering()))
-                .map(|(key, _)| key)
-                .collect();
-            let gone: Vec<_> = lingering.into_iter().map(|key| ios.remove(key)).collect();
-            drop(ios);
-            drop(gone);
-        }
     }
 
     /// How many sockets are registered.

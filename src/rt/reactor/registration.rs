@@ -259,13 +259,6 @@ impl Registration {
         Poll::Pending
     }
 
-    /// Takes one unit of the task's budget for an operation that never
-    /// waits.
-    #[inline]
-    pub(crate) fn spend_io_budget(&self) {
-        self.core.spend_io_budget();
-    }
-
     /// The ring token of this socket's operations of `kind`.
     #[cfg(target_os = "linux")]
     pub(super) fn token(&self, kind: super::uring::Kind) -> u64 {
@@ -475,26 +468,22 @@ impl Drop for Registration {
         if let Some(ring) = &self.core.reactor.ring {
             // The ring's operations hold the socket open until they end:
             // queue their cancellations, submitted at the loop's next turn,
-            // or now if the loop is not running. Bytes that writes accepted
-            // are still sent: the socket lingers (on a duplicate of its
-            // descriptor) until they are.
+            // or now if the loop is not running.
             if let Some(armed) = self.io.ring_poll.take() {
                 ring.disarm(armed);
             }
-            let mut lingers = false;
             if let Some(ring_io) = self.io.ring() {
                 if let Some(op) = ring_io.armed_recv() {
                     ring.cancel(op);
                 }
-                lingers = ring_io.linger(|| xev_uring::dup(ring_io.fd));
+                if let Some(op) = ring_io.queued_send() {
+                    ring.cancel(op);
+                }
             }
             if !self.core.is_driving() {
                 ring.flush();
             } else {
                 ring.submit_before_close(self.io.queued_in.get());
-            }
-            if lingers {
-                return;
             }
         }
         let mut ios = self.core.reactor.ios.borrow_mut();

@@ -7,58 +7,60 @@
 //! bytes wait in the buffer for the next read, so nothing is lost and
 //! `read` stays cancel safe.
 //!
-//! **Send.** A write copies its bytes into the stream's send buffer and
-//! returns; at most one `SEND` is in flight per stream, from a buffer the
-//! ring owns, and its completion starts the next with what accumulated.
-//! At most [`TX_LIMIT`] bytes wait per stream: beyond that a write waits,
-//! which is the backpressure `Poll` gets from the kernel's buffer. A send
-//! error is kept and returned by every later write and flush; `flush`
-//! waits until the kernel has taken every byte; a write-side shutdown
-//! waits for them too (the peer reads all bytes, then end of stream).
+//! **Queued sends.** A `WriteQueue` hands its buffers to the ring as they
+//! are (`SENDMSG` over the queue's own bytes, no copy): at most one such
+//! send per stream is in flight, its buffers owned by the ring until the
+//! completion gives them back to the queue. Plain writes (`write`,
+//! `write_all`, `try_write`) stay `send` calls on the socket, so their
+//! meaning is the same on both backends: `Ok(n)` means the kernel has the
+//! bytes.
 //!
 //! **Readiness.** The readiness API (`readable`, `try_read`, `ready`,
 //! `try_io`) sees the receive buffer first; with nothing received and no
 //! receive armed, it falls back to a poll of the socket, armed in the ring
-//! on first use. Writes are ready whenever the send buffer has room.
+//! on first use; so does write readiness.
 //!
 //! All submissions go in with the loop's next `io_uring_enter`, so a turn
 //! in which many streams read and write costs one system call.
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, IoSlice};
-use std::os::fd::{OwnedFd, RawFd};
+use std::io;
+use std::os::fd::RawFd;
 use std::task::{Context, Poll};
 
-use xev_uring::{OpId, ECONNRESET};
+use xev_uring::{OpId, OwnedBuf, ECONNRESET};
 
 use super::registration::Registration;
 use super::uring::{Kind, RingDriver};
 use super::{
-    shut_down_error, Direction, ScheduledIo, READABLE, READ_CLOSED, SHUT_DOWN, WRITABLE,
-    WRITE_CLOSED,
+    shut_down_error, Direction, ScheduledIo, READABLE, READ_CLOSED, SHUT_DOWN, WRITE_CLOSED,
 };
 use crate::rt::waiters::WaitKey;
 
-/// The most bytes a stream's writes may have accepted and the kernel not
-/// yet taken, unless its `SO_SNDBUF` was set ([`RingIo::set_tx_limit`]):
-/// then that size, so a small send buffer still makes writes short and
-/// pushes the rest to a `WriteQueue`, as under `Poll`.
-pub(crate) const TX_LIMIT: usize = 256 * 1024;
 /// The receive buffer's size bounds: a read asks for its own length,
 /// within these.
 const RX_MIN: usize = 4 * 1024;
 const RX_MAX: usize = 64 * 1024;
-/// Send buffers kept between sends are at most this large.
-const TX_KEEP: usize = 64 * 1024;
 
 /// The ring-side state of one stream.
 pub(crate) struct RingIo {
     pub(super) fd: RawFd,
-    /// How many bytes writes may have accepted and the kernel not yet
-    /// taken.
-    tx_limit: Cell<usize>,
     rx: RefCell<Rx>,
-    tx: RefCell<Tx>,
+    /// A `WriteQueue` send in flight, then its outcome with its buffers.
+    queued: RefCell<QueuedSend>,
+    /// A send on the socket failed with `ECONNRESET`: a receive that then
+    /// ends with 0 reports the reset instead.
+    reset: Cell<bool>,
+}
+
+/// The state of a stream's `WriteQueue` send through the ring.
+#[derive(Default)]
+pub(crate) enum QueuedSend {
+    #[default]
+    Idle,
+    InFlight(OpId),
+    /// Completed: bytes sent (or the errno), and the buffers back.
+    Done(OpId, Result<u32, i32>, Vec<OwnedBuf>),
 }
 
 #[derive(Default)]
@@ -88,50 +90,14 @@ enum RxState {
     Failed(i32),
 }
 
-#[derive(Default)]
-struct Tx {
-    /// Bytes accepted by writes and not yet handed to the kernel.
-    pending: Vec<u8>,
-    /// The send in flight: its id and how many of its bytes are not yet
-    /// sent.
-    inflight: Option<(OpId, usize)>,
-    /// A send buffer kept for reuse.
-    spare: Vec<u8>,
-    /// The errno of a failed send: every later write and flush fails so.
-    error: Option<i32>,
-    /// The write side is shut down (or will be, once the bytes are sent).
-    shut: bool,
-    /// The shutdown waits for the bytes before it.
-    shutdown_queued: bool,
-    /// The stream was dropped with bytes still to send: the socket, kept
-    /// open until they are sent.
-    lingering: Option<OwnedFd>,
-}
-
-impl Tx {
-    fn queued(&self) -> usize {
-        self.pending.len() + self.inflight.map_or(0, |(_, left)| left)
-    }
-
-    fn is_busy(&self) -> bool {
-        self.inflight.is_some() || !self.pending.is_empty()
-    }
-}
-
 impl RingIo {
     pub(super) fn new(fd: RawFd) -> RingIo {
         RingIo {
             fd,
-            tx_limit: Cell::new(TX_LIMIT),
             rx: RefCell::default(),
-            tx: RefCell::default(),
+            queued: RefCell::default(),
+            reset: Cell::new(false),
         }
-    }
-
-    /// Bounds what writes accept to `bytes` (the socket's `SO_SNDBUF`
-    /// after the user set it).
-    pub(crate) fn set_tx_limit(&self, bytes: usize) {
-        self.tx_limit.set(bytes.max(1));
     }
 
     /// A receive completed with `result`, its buffer back in `buf`.
@@ -144,7 +110,7 @@ impl RingIo {
         rx.state = match result {
             // A reset ends the receive with 0 when a send took the error
             // first: the reader still learns of the reset.
-            Ok(0) if self.tx.borrow().error == Some(ECONNRESET) => {
+            Ok(0) if self.reset.get() => {
                 rx.spare = buf;
                 RxState::Failed(ECONNRESET)
             }
@@ -168,96 +134,32 @@ impl RingIo {
         };
     }
 
-    /// A send completed: resubmits the rest of a short one, or starts the
-    /// next with what accumulated, or the shutdown that waited for it.
-    /// Returns whether the stream's lingering socket may now close.
-    pub(super) fn sent(
-        &self,
-        ring: &RingDriver,
-        token: u64,
-        op: OpId,
-        result: Result<u32, i32>,
-        buf: Option<Vec<u8>>,
-        queued: &Cell<u64>,
-    ) -> bool {
-        let mut tx = self.tx.borrow_mut();
-        let Some((inflight, left)) = tx.inflight else {
-            return false;
-        };
-        if inflight != op {
-            return false;
-        }
-        tx.inflight = None;
-        let mut buf = buf.unwrap_or_default();
-        match result {
-            Ok(n) if (n as usize) < left && n > 0 => {
-                // A short send: the rest goes next, before anything newer.
-                let start = buf.len() - left + n as usize;
-                match ring.send(self.fd, buf, start, token, queued) {
-                    Ok(op) => tx.inflight = Some((op, left - n as usize)),
-                    Err(error) => fail(&mut tx, error.raw_os_error().unwrap_or(xev_uring::EPIPE)),
-                }
-                return false;
-            }
-            Ok(_) => {
-                if buf.capacity() <= TX_KEEP && tx.spare.capacity() < buf.capacity() {
-                    buf.clear();
-                    tx.spare = buf;
-                }
-            }
-            Err(code) if code == xev_uring::ECANCELED => return tx.lingering.is_some(),
-            Err(code) => {
-                fail(&mut tx, code);
-                // A reset that a receive reported as a plain end of stream
-                // (the send took the error first): tell the reader.
-                let mut rx = self.rx.borrow_mut();
-                if code == ECONNRESET && matches!(rx.state, RxState::Eof { seen: false }) {
-                    rx.state = RxState::Failed(ECONNRESET);
-                }
-            }
-        }
-        if !tx.pending.is_empty() {
-            self.start_send(ring, &mut tx, token, queued);
-            return false;
-        }
-        if tx.shutdown_queued && tx.error.is_none() {
-            tx.shutdown_queued = false;
-            let _ = ring.shutdown(self.fd, token, queued);
-        }
-        tx.lingering.is_some()
-    }
-
-    fn start_send(&self, ring: &RingDriver, tx: &mut Tx, token: u64, queued: &Cell<u64>) {
-        let spare = std::mem::take(&mut tx.spare);
-        let buf = std::mem::replace(&mut tx.pending, spare);
-        let len = buf.len();
-        match ring.send(self.fd, buf, 0, token, queued) {
-            Ok(op) => tx.inflight = Some((op, len)),
-            Err(error) => fail(tx, error.raw_os_error().unwrap_or(xev_uring::EPIPE)),
+    /// The `WriteQueue` send completed.
+    pub(super) fn queue_sent(&self, op: OpId, result: Result<u32, i32>, bufs: Vec<OwnedBuf>) {
+        let mut queued = self.queued.borrow_mut();
+        if matches!(*queued, QueuedSend::InFlight(inflight) if inflight == op) {
+            *queued = QueuedSend::Done(op, result, bufs);
         }
     }
 
-    /// Whether a dropped stream must stay open to send what its writes
-    /// accepted; if so, keeps `socket` (a duplicate of its descriptor)
-    /// until then.
-    pub(super) fn linger(&self, socket: impl FnOnce() -> io::Result<OwnedFd>) -> bool {
-        let mut tx = self.tx.borrow_mut();
-        if !tx.is_busy() || tx.error.is_some() {
-            return false;
-        }
-        match socket() {
-            Ok(fd) => {
-                tx.lingering = Some(fd);
-                true
+    /// A send on the socket failed with `error`: a reset also reaches a
+    /// reader whose receive ended with a plain end of stream.
+    pub(crate) fn note_send_error(&self, error: &io::Error) {
+        if error.raw_os_error() == Some(ECONNRESET) {
+            self.reset.set(true);
+            let mut rx = self.rx.borrow_mut();
+            if matches!(rx.state, RxState::Eof { seen: false }) {
+                rx.state = RxState::Failed(ECONNRESET);
             }
-            Err(_) => false,
         }
     }
 
-    /// Whether the stream was dropped and stays open only to send what its
-    /// writes accepted.
-    pub(super) fn is_lingering(&self) -> bool {
-        self.tx.borrow().lingering.is_some()
+    /// The `WriteQueue` send to cancel when the stream closes.
+    pub(super) fn queued_send(&self) -> Option<OpId> {
+        match *self.queued.borrow() {
+            QueuedSend::InFlight(op) => Some(op),
+            _ => None,
+        }
     }
 
     /// The receive to cancel when the stream closes.
@@ -285,12 +187,6 @@ fn take_filled(rx: &mut Rx, into: &mut ReadInto<'_, '_>, peek: bool) -> usize {
         }
     }
     n
-}
-
-fn fail(tx: &mut Tx, code: i32) {
-    tx.error = Some(code);
-    tx.pending = Vec::new();
-    tx.shutdown_queued = false;
 }
 
 /// What a read does with the bytes it finds.
@@ -459,7 +355,7 @@ impl Registration {
                 Some(ready) => ready,
                 None => return self.poll_socket_ready(cx, direction, key),
             },
-            Direction::Write => self.ring_write_ready(ring_io),
+            Direction::Write => return self.poll_socket_ready(cx, direction, key),
         };
         if !ready {
             return self.wait(cx, direction, key);
@@ -477,9 +373,6 @@ impl Registration {
             RxState::Filled { .. } | RxState::Failed(_) => bits |= READABLE,
             RxState::Eof { .. } => bits |= READABLE | READ_CLOSED,
             _ => {}
-        }
-        if self.ring_write_ready(ring_io) {
-            bits |= WRITABLE;
         }
         bits
     }
@@ -520,112 +413,95 @@ impl Registration {
         matches!(
             ring_io.rx.borrow().state,
             RxState::Filled { .. } | RxState::Armed(_)
-        ) || ring_io.tx.borrow().is_busy()
+        ) || !matches!(*ring_io.queued.borrow(), QueuedSend::Idle)
     }
 
-    /// Whether a write would not wait.
-    pub(crate) fn ring_write_ready(&self, ring_io: &RingIo) -> bool {
-        let tx = ring_io.tx.borrow();
-        tx.error.is_some() || tx.shut || tx.queued() < ring_io.tx_limit.get()
-    }
-
-    /// A write through the ring: copies what fits into the send buffer and
-    /// starts a send if none is in flight; waits while the buffer is full.
-    pub(crate) fn poll_ring_write(
+    /// Sends `bufs` (the first from `offset`) through the ring for a
+    /// `WriteQueue`, which collects them with
+    /// [`poll_queue_sent`](Self::poll_queue_sent). Waits (loosely) while an
+    /// earlier queue's send is still in flight on the stream (a queue
+    /// aborted with its send cancelled, not yet completed).
+    pub(crate) fn poll_send_queued(
         &self,
         ring_io: &RingIo,
         cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-        key: Option<&mut WaitKey>,
-    ) -> Poll<io::Result<usize>> {
-        if !self.ring_write_ready(ring_io) {
-            return self.wait(cx, Direction::Write, key);
-        }
-        if !self.core.take_io_budget(cx) {
-            return Poll::Pending;
-        }
-        match self.try_ring_write(ring_io, bufs) {
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                self.wait(cx, Direction::Write, key)
-            }
-            result => Poll::Ready(result),
-        }
-    }
-
-    /// `try_write` through the ring.
-    pub(crate) fn try_ring_write(
-        &self,
-        ring_io: &RingIo,
-        bufs: &[IoSlice<'_>],
-    ) -> io::Result<usize> {
-        let mut tx = ring_io.tx.borrow_mut();
-        if let Some(code) = tx.error {
-            return Err(io::Error::from_raw_os_error(code));
-        }
-        if tx.shut {
-            return Err(io::Error::from_raw_os_error(xev_uring::EPIPE));
-        }
+        bufs: &mut Option<Vec<OwnedBuf>>,
+        offset: usize,
+    ) -> Poll<io::Result<OpId>> {
         if self.io.is_shut_down() {
-            return Err(shut_down_error());
+            return Poll::Ready(Err(shut_down_error()));
         }
-        let total: usize = bufs.iter().map(|buf| buf.len()).sum();
-        if total == 0 {
-            return Ok(0);
+        let mut queued = ring_io.queued.borrow_mut();
+        if let QueuedSend::InFlight(_) = *queued {
+            drop(queued);
+            return self.wait(cx, Direction::Write, None);
         }
-        let room = ring_io.tx_limit.get().saturating_sub(tx.queued());
-        if room == 0 {
-            return Err(io::ErrorKind::WouldBlock.into());
+        // An abandoned queue's outcome: its buffers go.
+        let stale = std::mem::take(&mut *queued);
+        let bufs = bufs.take().expect("buffers to send");
+        let sent = self.driver().send_bufs(
+            ring_io.fd,
+            bufs,
+            offset,
+            self.token(Kind::QueueSend),
+            &self.io.queued_in,
+        );
+        if let Ok(op) = sent {
+            *queued = QueuedSend::InFlight(op);
         }
-        let mut left = room.min(total);
-        let taken = left;
-        for buf in bufs {
-            let n = buf.len().min(left);
-            tx.pending.extend_from_slice(&buf[..n]);
-            left -= n;
-            if left == 0 {
-                break;
-            }
-        }
-        if tx.inflight.is_none() {
-            ring_io.start_send(
-                self.driver(),
-                &mut tx,
-                self.token(Kind::Send),
-                &self.io.queued_in,
-            );
-        }
-        Ok(taken)
+        drop(queued);
+        drop(stale);
+        Poll::Ready(sent)
     }
 
-    /// Waits until the kernel has taken every byte the writes accepted.
-    pub(crate) fn poll_ring_flush(
+    /// The outcome of the `WriteQueue` send `op`, with its buffers; waits
+    /// (loosely) until it completes.
+    pub(crate) fn poll_queue_sent(
         &self,
         ring_io: &RingIo,
         cx: &mut Context<'_>,
-        key: Option<&mut WaitKey>,
-    ) -> Poll<io::Result<()>> {
-        let tx = ring_io.tx.borrow();
-        if let Some(code) = tx.error {
-            return Poll::Ready(Err(io::Error::from_raw_os_error(code)));
+        op: OpId,
+    ) -> Poll<(io::Result<usize>, Vec<OwnedBuf>)> {
+        let mut queued = ring_io.queued.borrow_mut();
+        match std::mem::take(&mut *queued) {
+            QueuedSend::Done(done, result, bufs) if done == op => {
+                drop(queued);
+                let result = match result {
+                    Ok(n) => Ok(n as usize),
+                    Err(code) => {
+                        let error = io::Error::from_raw_os_error(code);
+                        ring_io.note_send_error(&error);
+                        Err(error)
+                    }
+                };
+                Poll::Ready((result, bufs))
+            }
+            QueuedSend::InFlight(inflight) if inflight == op => {
+                *queued = QueuedSend::InFlight(inflight);
+                drop(queued);
+                match self.wait::<()>(cx, Direction::Write, None) {
+                    Poll::Ready(Err(error)) => Poll::Ready((Err(error), Vec::new())),
+                    _ => Poll::Pending,
+                }
+            }
+            other => {
+                // Not this send's: it was cancelled with its stream's
+                // registration, and its buffers are gone.
+                *queued = other;
+                Poll::Ready((Err(shut_down_error()), Vec::new()))
+            }
         }
-        if !tx.is_busy() {
-            return Poll::Ready(Ok(()));
-        }
-        drop(tx);
-        self.wait(cx, Direction::Write, key)
     }
 
-    /// Shuts the write side down after the bytes the writes accepted:
-    /// `true` if that is now queued, `false` if nothing waits to be sent
-    /// (the caller shuts down at once).
-    pub(crate) fn ring_shutdown_write(&self, ring_io: &RingIo) -> bool {
-        let mut tx = ring_io.tx.borrow_mut();
-        tx.shut = true;
-        if tx.is_busy() && tx.error.is_none() {
-            tx.shutdown_queued = true;
-            return true;
+    /// Cancels a `WriteQueue` send in flight (the queue was aborted); its
+    /// buffers are dropped when the cancellation completes.
+    pub(crate) fn cancel_queued_send(&self, ring_io: &RingIo, op: OpId) {
+        if matches!(*ring_io.queued.borrow(), QueuedSend::InFlight(inflight) if inflight == op) {
+            self.driver().cancel(op);
+            if !self.core.is_driving() {
+                self.driver().flush();
+            }
         }
-        false
     }
 }
 

@@ -39,8 +39,7 @@ const MAX_ENTRIES: usize = 4096;
 pub(crate) enum Kind {
     Poll = 0,
     Recv = 1,
-    Send = 2,
-    Shutdown = 3,
+    QueueSend = 2,
 }
 
 const KIND_SHIFT: u32 = 62;
@@ -57,8 +56,7 @@ fn kind_of(token: u64) -> Kind {
     match token >> KIND_SHIFT {
         0 => Kind::Poll,
         1 => Kind::Recv,
-        2 => Kind::Send,
-        _ => Kind::Shutdown,
+        _ => Kind::QueueSend,
     }
 }
 
@@ -78,6 +76,7 @@ struct Done {
     result: Result<u32, i32>,
     more: bool,
     buf: Option<Vec<u8>>,
+    bufs: Vec<xev_uring::OwnedBuf>,
 }
 
 pub(crate) struct RingDriver {
@@ -151,27 +150,18 @@ impl RingDriver {
         }
     }
 
-    /// Queues a send of `buf[start..]`, which the ring owns until it
-    /// completes.
-    pub(super) fn send(
+    /// Queues a `sendmsg` of a `WriteQueue`'s buffers, which the ring owns
+    /// until it completes.
+    pub(super) fn send_bufs(
         &self,
         fd: RawFd,
-        buf: Vec<u8>,
-        start: usize,
+        bufs: Vec<xev_uring::OwnedBuf>,
+        offset: usize,
         token: u64,
         queued: &Cell<u64>,
     ) -> io::Result<OpId> {
         let mut ring = self.ring.borrow_mut();
-        let op = ring.send_raw(fd, buf, start, token)?;
-        queued.set(ring.submissions());
-        Ok(op)
-    }
-
-    /// Queues the write side's shutdown.
-    pub(super) fn shutdown(&self, fd: RawFd, token: u64, queued: &Cell<u64>) -> io::Result<OpId> {
-        let token = token & !(3 << KIND_SHIFT) | (Kind::Shutdown as u64) << KIND_SHIFT;
-        let mut ring = self.ring.borrow_mut();
-        let op = ring.shutdown(fd, xev_uring::SHUT_WR, token)?;
+        let op = ring.send_bufs(fd, bufs, offset, token)?;
         queued.set(ring.submissions());
         Ok(op)
     }
@@ -245,6 +235,7 @@ impl RingDriver {
                         .map_err(|error| error.raw_os_error().unwrap_or(-1)),
                     more: completion.more,
                     buf: completion.buf,
+                    bufs: completion.bufs,
                 })
             });
             if let Err(error) = reaped {
@@ -252,8 +243,6 @@ impl RingDriver {
             }
         }
         let mut wakers = Wakers::default();
-        // Dropped streams whose last bytes are now sent.
-        let mut closed = Vec::new();
         let mut ios = reactor.ios.borrow();
         for item in done.drain(..) {
             if item.token == NESTED_TOKEN {
@@ -290,18 +279,9 @@ impl RingDriver {
                     }
                     continue;
                 }
-                Kind::Send => {
+                Kind::QueueSend => {
                     if let Some(ring_io) = io.ring() {
-                        if ring_io.sent(
-                            self,
-                            item.token,
-                            item.op,
-                            item.result,
-                            item.buf,
-                            &io.queued_in,
-                        ) {
-                            closed.push(key);
-                        }
+                        ring_io.queue_sent(item.op, item.result, item.bufs);
                         io.writers.wake_all(wake_task, &mut wakers);
                     }
                     if !wakers.is_empty() {
@@ -311,7 +291,6 @@ impl RingDriver {
                     }
                     continue;
                 }
-                Kind::Shutdown => continue,
             }
             let armed = io.ring_poll.get().filter(|armed| armed.op == item.op);
             let ready = match item.result {
@@ -353,16 +332,6 @@ impl RingDriver {
         }
         drop(ios);
         self.done.set(done);
-        if !closed.is_empty() {
-            let mut ios = reactor.ios.borrow_mut();
-            let gone: Vec<_> = closed
-                .into_iter()
-                .filter_map(|key| ios.try_remove(key))
-                .collect();
-            drop(ios);
-            // The sockets close here, after the slab's borrow.
-            drop(gone);
-        }
     }
 }
 
