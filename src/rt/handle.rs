@@ -46,6 +46,21 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// The backend of the runtime this handle belongs to (see
+    /// [`Runtime::backend`](super::Runtime::backend)).
+    ///
+    /// ```
+    /// use xev::rt::{Backend, Handle};
+    ///
+    /// xev::rt::block_on(async {
+    ///     let backend = Handle::current().backend();
+    ///     assert!(matches!(backend, Backend::Poll | Backend::IoUring));
+    /// });
+    /// ```
+    pub fn backend(&self) -> super::Backend {
+        self.shared.backend
+    }
+
     /// The handle of the current runtime.
     ///
     /// # Panics

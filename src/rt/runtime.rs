@@ -565,6 +565,7 @@ impl Runtime {
             notified: AtomicBool::new(false),
             unpark,
             blocking,
+            backend: choice.backend,
         });
         let clock = Clock::new(builder.start_paused);
         let core = Core {

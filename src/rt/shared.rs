@@ -18,6 +18,8 @@ pub(crate) struct Shared {
     pub(super) unpark: Arc<crate::rt::reactor::Unpark>,
     /// The threads of `spawn_blocking`.
     pub(crate) blocking: BlockingPool,
+    /// The backend the runtime's reactor runs on.
+    pub(crate) backend: super::Backend,
 }
 
 /// A future sent from another thread, with what spawns it on the runtime's

@@ -106,6 +106,8 @@ pub const POLLERR: u32 = libc::POLLERR as u32;
 pub const ECANCELED: i32 = libc::ECANCELED;
 /// The errno of an operation on a closed descriptor.
 pub const EBADF: i32 = libc::EBADF;
+/// The errno of an operation the kernel would have had to wait for.
+pub const EAGAIN: i32 = libc::EAGAIN;
 /// The errno of a connection reset by the peer.
 pub const ECONNRESET: i32 = libc::ECONNRESET;
 /// `shutdown`'s `how`: the write side.

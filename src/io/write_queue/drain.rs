@@ -20,6 +20,8 @@ use super::buf::{Sink, WriteTarget};
 use super::queue_core::{self, QueueCore, IDLE_STAGING_BYTES, MAX_SLICES};
 #[cfg(target_os = "linux")]
 use crate::net::TcpStream;
+#[cfg(target_os = "linux")]
+use crate::rt::reactor::Direction;
 
 /// Batches whose buffers average fewer bytes than this are copied into one
 /// buffer and sent with `send` rather than `sendmsg`.
@@ -39,6 +41,10 @@ pub(super) struct Drain {
     /// buffers lent to it.
     #[cfg(target_os = "linux")]
     in_flight: Option<xev_uring::OpId>,
+    /// Under `IoUring`: a send ended with `EAGAIN`; the next waits for the
+    /// socket to be writable.
+    #[cfg(target_os = "linux")]
+    await_writable: bool,
 }
 
 impl Drain {
@@ -50,6 +56,8 @@ impl Drain {
             done: false,
             #[cfg(target_os = "linux")]
             in_flight: None,
+            #[cfg(target_os = "linux")]
+            await_writable: false,
         }
     }
 }
@@ -61,8 +69,13 @@ impl Future for Drain {
         let this = &mut *self;
         #[cfg(target_os = "linux")]
         if this.target.stream().registration().ring_io().is_some() {
-            let outcome =
-                poll_drain_ring(&this.core, this.target.stream(), &mut this.in_flight, cx);
+            let outcome = poll_drain_ring(
+                &this.core,
+                this.target.stream(),
+                &mut this.in_flight,
+                &mut this.await_writable,
+                cx,
+            );
             this.done = outcome.is_ready();
             return outcome;
         }
@@ -158,6 +171,7 @@ fn poll_drain_ring(
     core: &RefCell<QueueCore>,
     stream: &TcpStream,
     in_flight: &mut Option<xev_uring::OpId>,
+    await_writable: &mut bool,
     cx: &mut Context<'_>,
 ) -> Poll<()> {
     let registration = stream.registration();
@@ -174,6 +188,12 @@ fn poll_drain_ring(
             match result {
                 Ok(0) => queue.fail(&io::ErrorKind::WriteZero.into(), &mut wakers),
                 Ok(n) => queue.advance(n, &mut wakers),
+                // The kernel gave up waiting for room (it may, on a
+                // non-blocking socket): wait for writability, then resend.
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    registration.clear_ready(Direction::Write);
+                    *await_writable = true;
+                }
                 Err(error) => queue.fail(&error, &mut wakers),
             }
         }
@@ -189,6 +209,20 @@ fn poll_drain_ring(
             }
             queue.park_drainer(cx);
             break Poll::Pending;
+        }
+        if *await_writable {
+            drop(queue);
+            match registration.poll_socket_ready(cx, Direction::Write, None) {
+                Poll::Pending => break Poll::Pending,
+                Poll::Ready(Err(error)) => {
+                    core.borrow_mut().fail(&error, &mut wakers);
+                    break Poll::Ready(());
+                }
+                Poll::Ready(Ok(())) => {
+                    *await_writable = false;
+                    continue;
+                }
+            }
         }
         let (lent, offset) = queue.lend_batch();
         let mut bufs = Some(lent.into_iter().map(WriteBuf::into_owned).collect());

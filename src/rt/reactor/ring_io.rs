@@ -59,6 +59,9 @@ pub(crate) enum QueuedSend {
     #[default]
     Idle,
     InFlight(OpId),
+    /// In flight, cancelled: its queue is gone; the buffers are dropped
+    /// when it completes.
+    Abandoned(OpId),
     /// Completed: bytes sent (or the errno), and the buffers back.
     Done(OpId, Result<u32, i32>, Vec<OwnedBuf>),
 }
@@ -68,6 +71,8 @@ struct Rx {
     state: RxState,
     /// The buffer for the next receive, kept between receives.
     spare: Vec<u8>,
+    /// A receive ended with `EAGAIN`: wait for readability before the next.
+    poll_first: bool,
 }
 
 #[derive(Default)]
@@ -125,7 +130,13 @@ impl RingIo {
             },
             Err(code) => {
                 rx.spare = buf;
-                if code == xev_uring::ECANCELED {
+                if code == xev_uring::EAGAIN {
+                    // The kernel gave up waiting for data (it may, on a
+                    // non-blocking socket): the next read waits for the
+                    // socket's readiness before it arms a receive again.
+                    rx.poll_first = true;
+                    RxState::Idle
+                } else if code == xev_uring::ECANCELED {
                     RxState::Idle
                 } else {
                     RxState::Failed(code)
@@ -137,8 +148,16 @@ impl RingIo {
     /// The `WriteQueue` send completed.
     pub(super) fn queue_sent(&self, op: OpId, result: Result<u32, i32>, bufs: Vec<OwnedBuf>) {
         let mut queued = self.queued.borrow_mut();
-        if matches!(*queued, QueuedSend::InFlight(inflight) if inflight == op) {
-            *queued = QueuedSend::Done(op, result, bufs);
+        match *queued {
+            QueuedSend::InFlight(inflight) if inflight == op => {
+                *queued = QueuedSend::Done(op, result, bufs);
+            }
+            QueuedSend::Abandoned(abandoned) if abandoned == op => {
+                *queued = QueuedSend::Idle;
+                drop(queued);
+                drop(bufs);
+            }
+            _ => {}
         }
     }
 
@@ -157,7 +176,7 @@ impl RingIo {
     /// The `WriteQueue` send to cancel when the stream closes.
     pub(super) fn queued_send(&self) -> Option<OpId> {
         match *self.queued.borrow() {
-            QueuedSend::InFlight(op) => Some(op),
+            QueuedSend::InFlight(op) | QueuedSend::Abandoned(op) => Some(op),
             _ => None,
         }
     }
@@ -280,6 +299,16 @@ impl Registration {
             RxState::Idle => {
                 if self.io.is_shut_down() {
                     return Poll::Ready(Err(shut_down_error()));
+                }
+                if rx.poll_first {
+                    drop(rx);
+                    std::task::ready!(self.poll_socket_ready(cx, Direction::Read, key))?;
+                    let mut rx = ring_io.rx.borrow_mut();
+                    rx.poll_first = false;
+                    // Readable: the receive armed next finds data.
+                    self.io.clear_ready(Direction::Read);
+                    drop(rx);
+                    return self.poll_ring_read(ring_io, cx, into, peek, None);
                 }
                 let mut buf = std::mem::take(&mut rx.spare);
                 let size = want.clamp(RX_MIN, RX_MAX);
@@ -432,7 +461,7 @@ impl Registration {
             return Poll::Ready(Err(shut_down_error()));
         }
         let mut queued = ring_io.queued.borrow_mut();
-        if let QueuedSend::InFlight(_) = *queued {
+        if let QueuedSend::InFlight(_) | QueuedSend::Abandoned(_) = *queued {
             drop(queued);
             return self.wait(cx, Direction::Write, None);
         }
@@ -496,7 +525,17 @@ impl Registration {
     /// Cancels a `WriteQueue` send in flight (the queue was aborted); its
     /// buffers are dropped when the cancellation completes.
     pub(crate) fn cancel_queued_send(&self, ring_io: &RingIo, op: OpId) {
-        if matches!(*ring_io.queued.borrow(), QueuedSend::InFlight(inflight) if inflight == op) {
+        let mut queued = ring_io.queued.borrow_mut();
+        if matches!(*queued, QueuedSend::Done(done, ..) if done == op) {
+            // Completed, not collected: its buffers go now.
+            let done = std::mem::take(&mut *queued);
+            drop(queued);
+            drop(done);
+            return;
+        }
+        if matches!(*queued, QueuedSend::InFlight(inflight) if inflight == op) {
+            *queued = QueuedSend::Abandoned(op);
+            drop(queued);
             self.driver().cancel(op);
             if !self.core.is_driving() {
                 self.driver().flush();
