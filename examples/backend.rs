@@ -1,7 +1,7 @@
 //! Which I/O backend a runtime gets on this machine, and why.
 //!
 //! ```sh
-//! cargo run --example backend                       # XEV_BACKEND unset: auto
+//! cargo run --example backend                       # XEV_BACKEND unset: poll
 //! XEV_BACKEND=poll cargo run --example backend      # or io_uring, or auto
 //! ```
 //!

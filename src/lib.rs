@@ -362,6 +362,87 @@
 //! and a client; TLS goes through futures-rustls (its streams are
 //! futures-io, which `Io` takes as they are).
 //!
+//! # Backends: poll or io_uring
+//!
+//! A runtime waits for I/O with one of two backends, libxev's
+//! `TCPDynamic` choice made at run time ([`rt::Backend`]):
+//!
+//! - **`Poll`** (the default): mio's readiness (epoll on Linux, kqueue on
+//!   macOS and the BSDs). A read or write is a system call on the socket,
+//!   made when epoll says it can proceed.
+//! - **`IoUring`** (Linux 5.11+): an io_uring ring. A read that finds
+//!   nothing arms a receive into a buffer the runtime owns; the kernel
+//!   fills it when data comes, and reads copy out of it. A
+//!   [`WriteQueue`](io::WriteQueue) lends its own buffers to a `sendmsg` in
+//!   the ring (no copy). Everything a loop turn queued (receives, queued
+//!   sends, polls of new sockets, cancellations) goes to the kernel, and
+//!   every completion comes back, in one `io_uring_enter`. Plain writes
+//!   (`write`, `write_all`, `try_write`) stay `send` calls on the socket,
+//!   so `Ok(n)` means the same on both: the kernel has the bytes.
+//! - **`Auto`**: `IoUring` where the kernel allows it, `Poll` otherwise.
+//!   io_uring is probed once per process (a ring set up; the features and
+//!   opcodes used checked); any refusal (`ENOSYS` from an old kernel or a
+//!   seccomp profile, `EPERM` from `kernel.io_uring_disabled`, `ENOMEM`, a
+//!   missing opcode) falls back to `Poll`.
+//!
+//! Choose with [`Builder::backend`](rt::Builder::backend), or for a whole
+//! process with the environment variable `XEV_BACKEND=poll|io_uring|auto`
+//! (an explicit `Builder::backend` wins). An explicit `IoUring` the kernel
+//! refuses makes `build` fail with the kernel's errno; it never falls back
+//! silently. [`Runtime::backend`](rt::Runtime::backend) (and
+//! [`Handle::backend`](rt::Handle::backend)) says which one runs,
+//! [`Runtime::backend_reason`](rt::Runtime::backend_reason) why, and the
+//! runtime's `Debug` shows both:
+//!
+//! ```
+//! use xev::rt::{Backend, Runtime};
+//!
+//! let rt = Runtime::builder().backend(Backend::Auto).build()?;
+//! println!("{:?}: {}", rt.backend(), rt.backend_reason());
+//! // e.g. "IoUring: io_uring, auto (set by Builder::backend): the kernel allows it"
+//! //  or  "Poll: poll, auto (...): io_uring refused: io_uring_setup: Operation
+//! //       not permitted (os error 1)"
+//! # std::io::Result::Ok(())
+//! ```
+//!
+//! **The same API, the same meaning.** Every public type and method works on
+//! both, with the same cancellation guarantees; the whole test suite runs
+//! on each. What differs is inside, and shows only here:
+//!
+//! - *Reads are cancel safe on both*; under `IoUring` a read dropped while
+//!   its receive is armed leaves it armed: the bytes wait in the runtime's
+//!   buffer for the next read (or `try_read`, `peek`, `readable`).
+//! - *Memory*: a stream with a read pending holds a receive buffer of 4 to
+//!   64 KiB (its read's length, within those bounds) under `IoUring`;
+//!   under `Poll` the kernel holds the bytes until they are read.
+//! - *`into_std`* of an `IoUring` stream fails (`Other`, saying why) while
+//!   the runtime holds bytes for it or has a receive armed: read them first.
+//! - *[`try_io`](net::TcpStream::try_io)* runs your own syscall on the
+//!   socket; under `IoUring` bytes the runtime already received for a read
+//!   are not in the socket any more: use it on streams you do not also
+//!   `read`.
+//! - *`WriteQueue::abort`* drops the queued buffers at once, except a batch
+//!   lent to a send in flight in the ring: the kernel may read it until the
+//!   cancellation completes, at the loop's next turn.
+//! - *Closing* a stream cancels its operations in the ring; the socket
+//!   closes when the cancellations are submitted, at the end of the loop
+//!   turn (at once outside `block_on`).
+//!
+//! **Safety.** xev itself has no `unsafe`. The ring lives in the workspace
+//! crate `xev-uring` (on the `io-uring` crate), whose one rule is that a
+//! buffer the kernel may read or write belongs to the ring from submission
+//! until its completion is reaped, cancellations included, and a dropped
+//! ring drains (or leaks) rather than frees; its tests of that rule run
+//! under valgrind in CI.
+//!
+//! **Which is faster.** Measured in `benches/README.md` ("Backends"), with
+//! tokio and a hand-written mio loop in the same run. Under `IoUring` an
+//! echo server makes about one system call per round trip (its `send`)
+//! plus one `io_uring_enter` per loop turn, against two (`recv`, `send`)
+//! plus `epoll_wait` under `Poll`; but so far it spends more CPU per round
+//! trip than `Poll`, so `Poll` stays the default. Measure your own load
+//! with `XEV_BACKEND=io_uring`.
+//!
 //! # Features
 //!
 //! - `tokio-io` (off by default): `tokio::io::AsyncRead`/`AsyncWrite` for
