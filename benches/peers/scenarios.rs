@@ -83,11 +83,13 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Runs every peer `runs` times, interleaved.
+    /// Runs every peer `runs` times, interleaved (xev/io_uring only where
+    /// the kernel allows io_uring).
     pub fn run(&self, runs: usize) -> io::Result<Samples> {
-        let mut samples = Samples::new(self.metrics, self.peers);
+        let peers: Vec<Peer> = self.peers.iter().copied().filter(|p| p.available()).collect();
+        let mut samples = Samples::new(self.metrics, &peers);
         for _ in 0..runs {
-            for &peer in self.peers {
+            for &peer in &peers {
                 let values = (self.run)(peer).map_err(|error| {
                     io::Error::new(
                         error.kind(),
@@ -101,6 +103,7 @@ impl Scenario {
     }
 }
 
+/// The runtime-only scenarios: xev on its default backend (`Poll`) and tokio.
 const RUNTIMES: &[Peer] = &[Peer::Xev, Peer::Tokio];
 
 const PINGPONG: &[Metric] = &[
@@ -379,6 +382,7 @@ fn memory_idle(peer: Peer, conns: usize) -> io::Result<Vec<f64>> {
     let output = Command::new(std::env::current_exe()?)
         .env(ROLE_VAR, "idle-server")
         .args(["--peer", peer.name(), "--conns", &conns.to_string()])
+        .args(["--shape", crate::xev_peer::shape().name()])
         .stderr(Stdio::inherit())
         .output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
