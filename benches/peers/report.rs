@@ -135,18 +135,15 @@ impl Samples {
     pub fn table(&self, verbose: bool) -> String {
         let uring = self.samples.iter().any(|(peer, _)| *peer == Peer::XevUring);
         let mut out = String::new();
+        let xev_heading = if uring { "xev/poll" } else { "xev" };
+        let _ = write!(out, "  {:<34}{xev_heading:>13}", "");
+        if uring {
+            let _ = write!(out, "{:>13}", "xev/io_uring");
+        }
         let _ = write!(
             out,
-            "  {:<34}{:>13}{:>13}{:>13}{:>13}{:>11}{:>9}{:>11}{:>11}",
-            "",
-            "xev",
-            if uring { "xev/io_uring" } else { "" },
-            "tokio",
-            "mio",
-            "xev/tokio",
-            "xev/mio",
-            "tokio/mio",
-            "paired"
+            "{:>13}{:>13}{:>11}{:>9}{:>11}{:>11}",
+            "tokio", "mio", "xev/tokio", "xev/mio", "tokio/mio", "paired"
         );
         if uring {
             let _ = write!(out, "{:>12}{:>13}", "uring/poll", "uring/tokio");
@@ -156,12 +153,13 @@ impl Samples {
             let [xev, xev_uring, tokio, mio] = Peer::ALL.map(|peer| self.median(peer, index));
             let cell =
                 |value: Option<f64>| value.map_or("-".into(), |v| number(v, metric.decimals));
+            let _ = write!(out, "  {:<34}{:>13}", metric.heading(), cell(xev));
+            if uring {
+                let _ = write!(out, "{:>13}", cell(xev_uring));
+            }
             let _ = write!(
                 out,
-                "  {:<34}{:>13}{:>13}{:>13}{:>13}{:>11}{:>9}{:>11}{:>11}",
-                metric.heading(),
-                cell(xev),
-                if uring { cell(xev_uring) } else { String::new() },
+                "{:>13}{:>13}{:>11}{:>9}{:>11}{:>11}",
                 cell(tokio),
                 cell(mio),
                 ratio(xev, tokio),
