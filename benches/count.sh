@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Syscalls, user-space instructions and CPU time per ping-pong round trip,
-# counted on the server process alone, for xev, tokio current_thread and
-# the mio floor.
+# counted on the server process alone, for xev (on each backend, in each
+# echo shape), tokio current_thread and the mio floor.
 #
-#   benches/count.sh                          # 1 and 64 connections, all peers
+#   benches/count.sh                          # 1, 64 and 512 connections, every row
 #   PEERS="xev mio" CONNS=64 REPEAT=1 benches/count.sh
+#   BACKENDS=io_uring SHAPES=queue PEERS=xev CONNS=512 benches/count.sh
+#
+# The xev rows: one per backend in BACKENDS and shape in SHAPES, named
+# xev/BACKEND, or xev/BACKEND/queue for the queue shape (`--shape queue`:
+# read, then WriteQueue::push of a copy, libxev's shape; write_all: read,
+# then write_all). io_uring rows are skipped, with the reason printed, when
+# `XEV_BACKEND=auto cargo run --release --example backend` does not say
+# `backend: IoUring`.
 #
 # Each figure comes from `peers serve-PEER --conns C --rounds R` (the echo
 # server on the process's main thread, the load generator in a child
@@ -21,29 +29,44 @@
 # - at full speed: `perf stat --no-inherit` on syscall tracepoints, context
 #   switches and task-clock, i.e. the server's main thread only, untraced.
 #   Skipped if perf or its tracepoints are unavailable;
+# - CPU of every thread of the server process, io_uring's io-wq workers
+#   (`iou-wrk-*`, threads of the process the kernel runs) included: the
+#   process's CPU clock (CLOCK_PROCESS_CPUTIME_ID), which serve mode prints
+#   at exit, from the same full-speed runs (runs of their own without perf);
 # - where the server's CPU time goes, at the most connections asked for:
 #   `perf record` samples split into kernel, program and libc. The kernel's
 #   share is what no runtime can save.
 #
-# Environment: PEERS, CONNS, REPEAT (runs per figure, the median is kept;
-# default 3), ROUNDS_1 / ROUNDS_N (rounds per connection for the counted
-# figures at 1 / more connections; default 20000 / 1000), FAST_1 / FAST_N
-# (the same at full speed; default 20000 / 5000).
+# Environment: PEERS (xev tokio mio), BACKENDS (poll io_uring), SHAPES
+# (write_all queue), CONNS (1 64 512), REPEAT (runs per figure, the median
+# is kept; default 3), ROUNDS_1 / ROUNDS_N / ROUNDS_512 (rounds per
+# connection for the counted figures at 1 / 2..511 / 512 or more
+# connections; default 20000 / 1000 / 125), FAST_1 / FAST_N / FAST_512 (the
+# same at full speed; default 20000 / 5000 / 625). At 512 connections the
+# rounds are scaled down so that each run makes as many round trips as at
+# 64 (64,000 counted, 320,000 at full speed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PEERS=${PEERS:-"xev tokio mio"}
-CONNS=${CONNS:-"1 64"}
+BACKENDS=${BACKENDS:-"poll io_uring"}
+SHAPES=${SHAPES:-"write_all queue"}
+CONNS=${CONNS:-"1 64 512"}
 REPEAT=${REPEAT:-3}
 ROUNDS_1=${ROUNDS_1:-20000}
 ROUNDS_N=${ROUNDS_N:-1000}
+ROUNDS_512=${ROUNDS_512:-125}
 FAST_1=${FAST_1:-20000}
 FAST_N=${FAST_N:-5000}
+FAST_512=${FAST_512:-625}
 
 for tool in strace valgrind callgrind_annotate; do
     command -v "$tool" >/dev/null || { echo "count.sh needs $tool" >&2; exit 1; }
 done
 TRACEPOINTS=syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_wait
+if perf stat -i -x, -e syscalls:sys_enter_io_uring_enter -o /dev/null true 2>/dev/null; then
+    TRACEPOINTS=$TRACEPOINTS,syscalls:sys_enter_io_uring_enter
+fi
 have_perf=0
 if perf stat -i -x, -e "raw_syscalls:sys_enter,$TRACEPOINTS" -o /dev/null true 2>/dev/null; then
     have_perf=1
@@ -56,12 +79,44 @@ touch "$work/log"
 trap 'rm -rf "$work"' EXIT
 trap 'echo "count.sh: a measurement failed; what it printed:" >&2; cat "$work/log" >&2' ERR
 
-serve() { "$bin" serve-"$1" --conns "$2" --rounds "$3"; }
+# The rows: "LABEL PEER SHAPE" (PEER as serve-PEER takes it; SHAPE "-" for
+# tokio and mio).
+uring_ok=1
+case " $BACKENDS " in
+*" io_uring "*)
+    probe=$(XEV_BACKEND=auto cargo run -q --release --example backend 2>&1) || true
+    if ! grep -q '^backend: IoUring' <<<"$probe"; then
+        uring_ok=0
+        echo "count.sh: io_uring rows skipped: $(tr '\n' ' ' <<<"$probe" | cut -c1-300)"
+    fi
+    ;;
+esac
+: >"$work/rows"
+for peer in $PEERS; do
+    if [ "$peer" != xev ]; then
+        echo "$peer $peer -" >>"$work/rows"
+        continue
+    fi
+    for backend in $BACKENDS; do
+        [ "$backend" != io_uring ] || [ "$uring_ok" = 1 ] || continue
+        for shape in $SHAPES; do
+            label="xev/$backend"
+            [ "$shape" = write_all ] || label="$label/$shape"
+            echo "$label xev/$backend $shape" >>"$work/rows"
+        done
+    done
+done
 
-# Each counter prints "name value" lines for one run of serve PEER CONNS ROUNDS.
+# serve_args PEER SHAPE CONNS ROUNDS: the serve-PEER command line.
+serve_args() {
+    echo "$bin" serve-"$1" --conns "$3" --rounds "$4"
+    [ "$2" = - ] || echo --shape "$2"
+}
+
+# Each counter prints "name value" lines for one run of serve PEER SHAPE CONNS ROUNDS.
 
 strace_counter() {
-    strace -c -o "$work/strace.txt" "$bin" serve-"$1" --conns "$2" --rounds "$3" 2>>"$work/log"
+    strace -c -o "$work/strace.txt" $(serve_args "$@") 2>>"$work/log"
     # "% time seconds usecs/call calls [errors] syscall"; the last line is "total".
     awk '$1 ~ /^[0-9.]+$/ && NF >= 5 {
         print $NF, $4
@@ -72,7 +127,7 @@ strace_counter() {
 callgrind_counter() {
     local out="$work/callgrind.out"
     valgrind --tool=callgrind --trace-children=no --callgrind-out-file="$out" \
-        "$bin" serve-"$1" --conns "$2" --rounds "$3" 2>>"$work/log"
+        $(serve_args "$@") 2>>"$work/log"
     local total libc
     total=$(sed -n 's/^summary: //p' "$out")
     libc=$(callgrind_annotate --auto=no --threshold=100 "$out" 2>/dev/null |
@@ -86,24 +141,36 @@ callgrind_counter() {
 perf_counter() {
     perf stat -i -x, -o "$work/perf.txt" \
         -e "raw_syscalls:sys_enter,$TRACEPOINTS,context-switches,task-clock" \
-        "$bin" serve-"$1" --conns "$2" --rounds "$3" 2>>"$work/log"
+        $(serve_args "$@") 2>"$work/serve.err" || { cat "$work/serve.err" >>"$work/log"; return 1; }
+    cat "$work/serve.err" >>"$work/log"
     # "value,unit,event,..."; task-clock is in msec, printed here in ns.
     awk -F, '/^[0-9]/ {
         name = $3; sub(/^.*:sys_enter_?/, "", name)
         if (name == "") name = "total"
         if ($3 == "task-clock") print "cpu_ns", $1 * 1e6; else print name, $1
     }' "$work/perf.txt"
+    cpu_all <"$work/serve.err"
 }
 
-# measure COUNTER PEER CONNS ROUNDS: "name per-round-trip" lines, the median
-# over REPEAT pairs of runs (R rounds, then 0).
+# The process's CPU time, every thread's, from serve mode's last line.
+cpu_all() { sed -n 's/.*cpu_all_ns=\([0-9]*\).*/cpu_all_ns \1/p'; }
+
+# Without perf: the process's CPU time alone, from runs at full speed.
+cpu_counter() {
+    $(serve_args "$@") 2>"$work/serve.err" || { cat "$work/serve.err" >>"$work/log"; return 1; }
+    cat "$work/serve.err" >>"$work/log"
+    cpu_all <"$work/serve.err"
+}
+
+# measure COUNTER PEER SHAPE CONNS ROUNDS: "name per-round-trip" lines, the
+# median over REPEAT pairs of runs (R rounds, then 0).
 measure() {
-    local counter=$1 peer=$2 conns=$3 rounds=$4
+    local counter=$1 peer=$2 shape=$3 conns=$4 rounds=$5
     local trips=$((conns * rounds))
     : >"$work/samples"
     for _ in $(seq "$REPEAT"); do
-        "$counter" "$peer" "$conns" "$rounds" >"$work/with"
-        "$counter" "$peer" "$conns" 0 >"$work/without"
+        "$counter" "$peer" "$shape" "$conns" "$rounds" >"$work/with"
+        "$counter" "$peer" "$shape" "$conns" 0 >"$work/without"
         awk -v trips="$trips" 'FNR == NR { base[$1] = $2; next }
             { print $1, ($2 - base[$1]) / trips }' "$work/without" "$work/with" >>"$work/samples"
     done
