@@ -117,9 +117,7 @@ impl Peer {
 
     pub fn ping_pongs_client(self, addr: SocketAddr, pongs: u64) -> io::Result<Duration> {
         match self {
-            Peer::Xev | Peer::XevUring => {
-                xev_peer::ping_pongs_client(addr, pongs, self.backend())
-            }
+            Peer::Xev | Peer::XevUring => xev_peer::ping_pongs_client(addr, pongs, self.backend()),
             Peer::Tokio => tokio_peer::ping_pongs_client(addr, pongs),
             Peer::Mio => mio_peer::ping_pongs_client(addr, pongs),
         }
@@ -221,9 +219,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--shape" => {
                 let name: String = value(&arg, argv.next())?;
-                args.shape = Some(Shape::from_name(&name).ok_or(format!(
-                    "no shape {name:?}: use write_all or queue"
-                ))?);
+                args.shape = Some(
+                    Shape::from_name(&name)
+                        .ok_or(format!("no shape {name:?}: use write_all or queue"))?,
+                );
             }
             flag if flag.starts_with('-') => {
                 return Err(format!("unknown option {flag:?}\n\n{USAGE}"))

@@ -86,7 +86,12 @@ impl Scenario {
     /// Runs every peer `runs` times, interleaved (xev/io_uring only where
     /// the kernel allows io_uring).
     pub fn run(&self, runs: usize) -> io::Result<Samples> {
-        let peers: Vec<Peer> = self.peers.iter().copied().filter(|p| p.available()).collect();
+        let peers: Vec<Peer> = self
+            .peers
+            .iter()
+            .copied()
+            .filter(|p| p.available())
+            .collect();
         let mut samples = Samples::new(self.metrics, &peers);
         for _ in 0..runs {
             for &peer in &peers {
