@@ -76,18 +76,6 @@ impl ThreadClock {
         }
     }
 
-    /// The clock of the thread behind `handle`, which must not have been
-    /// joined yet.
-    pub fn of<T>(handle: &JoinHandle<T>) -> ThreadClock {
-        use std::os::unix::thread::JoinHandleExt;
-        let mut clock: libc::clockid_t = 0;
-        // SAFETY: the pthread_t comes from a live, unjoined std thread, and
-        // `clock` is a valid place for the result.
-        let result = unsafe { libc::pthread_getcpuclockid(handle.as_pthread_t(), &mut clock) };
-        assert_eq!(result, 0, "pthread_getcpuclockid failed: {result}");
-        ThreadClock { clock }
-    }
-
     /// CPU time used so far.
     pub fn elapsed(self) -> Duration {
         let mut now = libc::timespec {

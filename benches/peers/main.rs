@@ -26,12 +26,16 @@ mod xev_peer;
 use std::io;
 use std::net::SocketAddr;
 use std::process::{Command, ExitCode};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use cpu::{Timing, CLIENT_CPU, SERVER_CPU};
+use xev::rt::Backend;
+
+use cpu::{ThreadClock, Timing, CLIENT_CPU, SERVER_CPU};
 use echo::EchoConfig;
 use loadgen::Until;
 use scenarios::Plan;
+use xev_peer::Shape;
 
 /// Set in the environment of the child processes this binary starts of
 /// itself, to the role the child plays.
@@ -40,25 +44,55 @@ pub const ROLE_VAR: &str = "XEV_PEERS_ROLE";
 /// An implementation under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Peer {
+    /// xev on `Backend::Poll` (mio's epoll).
     Xev,
+    /// xev on `Backend::IoUring`: the TCP scenarios only, and only where
+    /// the kernel allows io_uring ([`Peer::available`]).
+    XevUring,
     Tokio,
     /// The hand-written mio loop: TCP scenarios only.
     Mio,
 }
 
 impl Peer {
-    pub const ALL: [Peer; 3] = [Peer::Xev, Peer::Tokio, Peer::Mio];
+    pub const ALL: [Peer; 4] = [Peer::Xev, Peer::XevUring, Peer::Tokio, Peer::Mio];
 
     pub fn name(self) -> &'static str {
         match self {
-            Peer::Xev => "xev",
+            Peer::Xev => "xev/poll",
+            Peer::XevUring => "xev/io_uring",
             Peer::Tokio => "tokio",
             Peer::Mio => "mio",
         }
     }
 
     fn from_name(name: &str) -> Option<Peer> {
-        Peer::ALL.into_iter().find(|peer| peer.name() == name)
+        match name {
+            "xev" => Some(Peer::Xev),
+            _ => Peer::ALL.into_iter().find(|peer| peer.name() == name),
+        }
+    }
+
+    /// The backend of an xev peer.
+    fn backend(self) -> Backend {
+        match self {
+            Peer::XevUring => Backend::IoUring,
+            _ => Backend::Poll,
+        }
+    }
+
+    /// Whether this peer can run here: `XevUring` needs a kernel that
+    /// allows io_uring (probed once; see [`Peer::unavailable_reason`]).
+    pub fn available(self) -> bool {
+        self != Peer::XevUring || Peer::unavailable_reason().is_none()
+    }
+
+    /// Why xev/io_uring cannot run here, if it cannot.
+    pub fn unavailable_reason() -> Option<&'static str> {
+        static REASON: OnceLock<Option<String>> = OnceLock::new();
+        REASON
+            .get_or_init(|| xev_peer::io_uring_available().err().map(|e| e.to_string()))
+            .as_deref()
     }
 
     pub fn echo_server(
@@ -67,7 +101,7 @@ impl Peer {
         config: EchoConfig,
     ) -> io::Result<()> {
         match self {
-            Peer::Xev => xev_peer::echo_server(listener, config),
+            Peer::Xev | Peer::XevUring => xev_peer::echo_server(listener, config, self.backend()),
             Peer::Tokio => tokio_peer::echo_server(listener, config),
             Peer::Mio => mio_peer::echo_server(listener, config),
         }
@@ -75,7 +109,7 @@ impl Peer {
 
     pub fn ping_pongs_server(self, listener: std::net::TcpListener) -> io::Result<()> {
         match self {
-            Peer::Xev => xev_peer::ping_pongs_server(listener),
+            Peer::Xev | Peer::XevUring => xev_peer::ping_pongs_server(listener, self.backend()),
             Peer::Tokio => tokio_peer::ping_pongs_server(listener),
             Peer::Mio => mio_peer::ping_pongs_server(listener),
         }
@@ -83,7 +117,7 @@ impl Peer {
 
     pub fn ping_pongs_client(self, addr: SocketAddr, pongs: u64) -> io::Result<Duration> {
         match self {
-            Peer::Xev => xev_peer::ping_pongs_client(addr, pongs),
+            Peer::Xev | Peer::XevUring => xev_peer::ping_pongs_client(addr, pongs, self.backend()),
             Peer::Tokio => tokio_peer::ping_pongs_client(addr, pongs),
             Peer::Mio => mio_peer::ping_pongs_client(addr, pongs),
         }
@@ -91,7 +125,7 @@ impl Peer {
 
     pub fn spawn_join(self, tasks: u64) -> Timing {
         match self {
-            Peer::Xev => xev_peer::spawn_join(tasks),
+            Peer::Xev | Peer::XevUring => xev_peer::spawn_join(tasks, self.backend()),
             Peer::Tokio => tokio_peer::spawn_join(tasks),
             Peer::Mio => unreachable!("mio has no tasks"),
         }
@@ -99,7 +133,7 @@ impl Peer {
 
     pub fn timers(self, timers: usize) -> Timing {
         match self {
-            Peer::Xev => xev_peer::timers(timers),
+            Peer::Xev | Peer::XevUring => xev_peer::timers(timers, self.backend()),
             Peer::Tokio => tokio_peer::timers(timers),
             Peer::Mio => unreachable!("mio has no timers"),
         }
@@ -107,7 +141,7 @@ impl Peer {
 
     pub fn cross_thread_wakes(self, wakes: u64) -> io::Result<Duration> {
         match self {
-            Peer::Xev => xev_peer::cross_thread_wakes(wakes),
+            Peer::Xev | Peer::XevUring => xev_peer::cross_thread_wakes(wakes, self.backend()),
             Peer::Tokio => tokio_peer::cross_thread_wakes(wakes),
             Peer::Mio => unreachable!("mio has no wakers"),
         }
@@ -116,24 +150,31 @@ impl Peer {
 
 const USAGE: &str = "\
 usage: cargo bench --bench peers -- [OPTIONS] [WORD...]
-       cargo bench --bench peers -- serve-{xev|tokio|mio} --conns N --rounds N
+       cargo bench --bench peers -- serve-PEER --conns N --rounds N [--shape S]
 
 Runs the scenarios whose name contains one of the WORDs (all without WORDs)
-for xev, tokio current_thread and a hand-written mio loop, interleaved, and
-prints medians with ratios.
+for xev (on both backends in the TCP scenarios: xev/poll, xev/io_uring),
+tokio current_thread and a hand-written mio loop, interleaved, and prints
+medians with ratios. xev/io_uring is left out where the kernel refuses
+io_uring.
 
 options:
   --quick     short runs with smaller counts, one run each (for CI)
   --runs N    interleaved runs per peer (default 5, --quick 1)
   --workers N worker threads of the multicore scenarios (default 2)
+  --shape S   how xev's echo servers reply: write_all (default: read, then
+              write_all) or queue (read, then WriteQueue::push of a copy)
   --list      list the scenarios and exit
   -v          print every run's figures too
 
-serve-PEER runs only PEER's echo server, on this process's main thread
+serve-PEER (PEER: xev/poll or xev, xev/io_uring, tokio, mio) runs only
+PEER's echo server, on this process's main thread
 (pinned to CPU 0), and starts the ping-pong load generator as a child
 process: N connections, each making exactly N round trips (0: connect and
 close). Point `strace -c` or `valgrind --tool=callgrind --trace-children=no`
-at it; see benches/count.sh.";
+at it; see benches/count.sh. On exit it prints, on standard error, the
+process's CPU time (every thread's, io_uring's io-wq workers included) as
+`cpu_all_ns=N`.";
 
 #[derive(Default)]
 struct Args {
@@ -146,6 +187,7 @@ struct Args {
     workers: Option<usize>,
     addr: Option<SocketAddr>,
     peer: Option<Peer>,
+    shape: Option<Shape>,
     words: Vec<String>,
 }
 
@@ -175,6 +217,13 @@ fn parse_args() -> Result<Args, String> {
                 let name: String = value(&arg, argv.next())?;
                 args.peer = Some(Peer::from_name(&name).ok_or(format!("no peer {name:?}"))?);
             }
+            "--shape" => {
+                let name: String = value(&arg, argv.next())?;
+                args.shape = Some(
+                    Shape::from_name(&name)
+                        .ok_or(format!("no shape {name:?}: use write_all or queue"))?,
+                );
+            }
             flag if flag.starts_with('-') => {
                 return Err(format!("unknown option {flag:?}\n\n{USAGE}"))
             }
@@ -192,6 +241,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(shape) = args.shape {
+        xev_peer::set_shape(shape);
+    }
     let result = match std::env::var(ROLE_VAR) {
         Ok(role) => child(&role, &args),
         Err(_) => match args.words.first().and_then(|w| w.strip_prefix("serve-")) {
@@ -243,6 +295,12 @@ fn child(role: &str, args: &Args) -> io::Result<()> {
 fn serve(peer: Peer, args: &Args) -> io::Result<()> {
     let conns = required(args.conns, "--conns")?;
     let rounds = required(args.rounds, "--rounds")?;
+    if let (false, Some(reason)) = (peer.available(), Peer::unavailable_reason()) {
+        return Err(io::Error::other(format!(
+            "{} cannot run here: {reason}",
+            peer.name()
+        )));
+    }
     cpu::pin_current_thread(SERVER_CPU);
     let (listener, addr) = echo::listener()?;
     let mut client = Command::new(std::env::current_exe()?)
@@ -269,16 +327,34 @@ fn serve(peer: Peer, args: &Args) -> io::Result<()> {
     let elapsed = start.elapsed();
     // `strace` without `-f` sees only the main thread: check that the
     // server did all its work there (the other thread is the watchdog).
-    let threads = std::fs::read_dir("/proc/self/task")?.count();
+    // io_uring's io-wq workers (`iou-wrk-*`, threads of this process run
+    // by the kernel) do the ring's blocking work: `strace` does not see
+    // them, the process's CPU clock below does.
+    let (mut threads, mut io_workers) = (0, 0);
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let comm = std::fs::read_to_string(task?.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("iou-") {
+            io_workers += 1;
+        } else {
+            threads += 1;
+        }
+    }
     if threads > 2 {
         eprintln!("peers: warning: the server process has {threads} threads, not 2");
     }
     watchdog.join().expect("the watchdog does not panic");
+    // Every thread's CPU time, exited ones included: the server's, the
+    // watchdog's (it only waits), and the io-wq workers'.
+    let cpu_all = ThreadClock::process().elapsed();
     let round_trips = conns as u64 * rounds;
     eprintln!(
         "peers: {} served {conns} connection(s) x {rounds} = {round_trips} round trips in {:.3} s",
         peer.name(),
         elapsed.as_secs_f64()
+    );
+    eprintln!(
+        "peers: cpu_all_ns={} io_workers_at_exit={io_workers}",
+        cpu_all.as_nanos()
     );
     Ok(())
 }
@@ -325,6 +401,18 @@ fn bench(args: &Args) -> io::Result<()> {
             ""
         }
     );
+    match Peer::unavailable_reason() {
+        None => println!(
+            "xev runs on both backends in the TCP scenarios (xev/poll, xev/io_uring); \
+             xev's echo servers reply with {}",
+            xev_peer::shape().name()
+        ),
+        Some(reason) => println!(
+            "xev/io_uring skipped: this kernel refuses io_uring ({reason}); xev's echo \
+             servers reply with {}",
+            xev_peer::shape().name()
+        ),
+    }
     println!("load average before: {}", load_average());
     let mut summary = Vec::new();
     for scenario in &scenarios {

@@ -48,7 +48,7 @@ impl Server {
         match peer {
             Peer::Xev => xev_server(mode, workers),
             Peer::Tokio => tokio_server(workers),
-            Peer::Mio => unreachable!("no multi-threaded mio server"),
+            Peer::XevUring | Peer::Mio => unreachable!("not a multicore peer"),
         }
     }
 

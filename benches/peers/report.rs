@@ -1,5 +1,6 @@
 //! Figures: the samples of interleaved runs, their medians, and the tables
-//! that put each peer's median next to its ratio to tokio and to mio.
+//! that put each peer's median next to its ratio to tokio and to mio (and
+//! xev on io_uring's to xev on poll and to tokio).
 //!
 //! Runs are interleaved (xev, tokio, mio, xev, ...), so xev's and tokio's
 //! runs of one round are seconds apart. The `paired` column compares them
@@ -128,24 +129,37 @@ impl Samples {
         format!("{ratio:.2} {wins}/{}", pairs.len())
     }
 
-    /// The table of medians, with ratios to tokio and to mio; with
-    /// `verbose`, every run's value too.
+    /// The table of medians, with ratios to tokio and to mio, and, where
+    /// xev ran on io_uring too, io_uring's ratios to xev on poll and to
+    /// tokio; with `verbose`, every run's value too.
     pub fn table(&self, verbose: bool) -> String {
+        let uring = self.samples.iter().any(|(peer, _)| *peer == Peer::XevUring);
         let mut out = String::new();
-        let _ = writeln!(
+        let xev_heading = if uring { "xev/poll" } else { "xev" };
+        let _ = write!(out, "  {:<34}{xev_heading:>13}", "");
+        if uring {
+            let _ = write!(out, "{:>13}", "xev/io_uring");
+        }
+        let _ = write!(
             out,
-            "  {:<34}{:>13}{:>13}{:>13}{:>11}{:>9}{:>11}{:>11}",
-            "", "xev", "tokio", "mio", "xev/tokio", "xev/mio", "tokio/mio", "paired"
+            "{:>13}{:>13}{:>11}{:>9}{:>11}{:>11}",
+            "tokio", "mio", "xev/tokio", "xev/mio", "tokio/mio", "paired"
         );
+        if uring {
+            let _ = write!(out, "{:>12}{:>13}", "uring/poll", "uring/tokio");
+        }
+        out.push('\n');
         for (index, metric) in self.metrics.iter().enumerate() {
-            let [xev, tokio, mio] = Peer::ALL.map(|peer| self.median(peer, index));
+            let [xev, xev_uring, tokio, mio] = Peer::ALL.map(|peer| self.median(peer, index));
             let cell =
                 |value: Option<f64>| value.map_or("-".into(), |v| number(v, metric.decimals));
-            let _ = writeln!(
+            let _ = write!(out, "  {:<34}{:>13}", metric.heading(), cell(xev));
+            if uring {
+                let _ = write!(out, "{:>13}", cell(xev_uring));
+            }
+            let _ = write!(
                 out,
-                "  {:<34}{:>13}{:>13}{:>13}{:>11}{:>9}{:>11}{:>11}",
-                metric.heading(),
-                cell(xev),
+                "{:>13}{:>13}{:>11}{:>9}{:>11}{:>11}",
                 cell(tokio),
                 cell(mio),
                 ratio(xev, tokio),
@@ -153,6 +167,15 @@ impl Samples {
                 ratio(tokio, mio),
                 self.paired(index),
             );
+            if uring {
+                let _ = write!(
+                    out,
+                    "{:>12}{:>13}",
+                    ratio(xev_uring, xev),
+                    ratio(xev_uring, tokio)
+                );
+            }
+            out.push('\n');
         }
         if verbose {
             for (peer, columns) in &self.samples {
@@ -161,7 +184,7 @@ impl Samples {
                         column.iter().map(|&v| number(v, metric.decimals)).collect();
                     let _ = writeln!(
                         out,
-                        "    {:<6}{:<34}{}",
+                        "    {:<13}{:<34}{}",
                         peer.name(),
                         metric.label,
                         values.join("  ")

@@ -83,11 +83,18 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Runs every peer `runs` times, interleaved.
+    /// Runs every peer `runs` times, interleaved (xev/io_uring only where
+    /// the kernel allows io_uring).
     pub fn run(&self, runs: usize) -> io::Result<Samples> {
-        let mut samples = Samples::new(self.metrics, self.peers);
+        let peers: Vec<Peer> = self
+            .peers
+            .iter()
+            .copied()
+            .filter(|p| p.available())
+            .collect();
+        let mut samples = Samples::new(self.metrics, &peers);
         for _ in 0..runs {
-            for &peer in self.peers {
+            for &peer in &peers {
                 let values = (self.run)(peer).map_err(|error| {
                     io::Error::new(
                         error.kind(),
@@ -101,6 +108,7 @@ impl Scenario {
     }
 }
 
+/// The runtime-only scenarios: xev on its default backend (`Poll`) and tokio.
 const RUNTIMES: &[Peer] = &[Peer::Xev, Peer::Tokio];
 
 const PINGPONG: &[Metric] = &[
@@ -319,7 +327,7 @@ fn join<T>(thread: std::thread::JoinHandle<io::Result<T>>, what: &str) -> io::Re
 
 fn pingpong(peer: Peer, conns: usize, plan: &Plan) -> io::Result<Vec<f64>> {
     let (server, addr) = start_echo_server(peer, EchoConfig::new(conns, PINGPONG_BUFFER))?;
-    let server_clock = ThreadClock::of(&server);
+    let server_clock = ThreadClock::process();
     let until = Until::Elapsed {
         warmup: plan.warmup,
         measure: plan.measure,
@@ -330,20 +338,21 @@ fn pingpong(peer: Peer, conns: usize, plan: &Plan) -> io::Result<Vec<f64>> {
     let mut report = join(client, "load generator")?;
     join(server, "server")?;
     let window = &report.window;
+    let server_cpu = server_cpu(window);
     report.latencies.sort_unstable();
     Ok(vec![
         report.round_trips as f64 / window.elapsed.as_secs_f64(),
         report::quantile(&report.latencies, 0.50) / 1e3,
         report::quantile(&report.latencies, 0.99) / 1e3,
-        window.server_cpu.as_secs_f64() * 1e9 / report.round_trips as f64,
-        percent(window.server_cpu, window.elapsed),
+        server_cpu.as_secs_f64() * 1e9 / report.round_trips as f64,
+        percent(server_cpu, window.elapsed),
         percent(window.client_cpu, window.elapsed),
     ])
 }
 
 fn stream(peer: Peer, plan: &Plan) -> io::Result<Vec<f64>> {
     let (server, addr) = start_echo_server(peer, EchoConfig::new(1, STREAM_CHUNK))?;
-    let server_clock = ThreadClock::of(&server);
+    let server_clock = ThreadClock::process();
     let (warmup, measure) = (plan.warmup, plan.measure);
     let client = cpu::spawn_pinned(CLIENT_CPU, "loadgen", move || {
         loadgen::stream(addr, STREAM_CHUNK, warmup, measure, server_clock)
@@ -351,13 +360,22 @@ fn stream(peer: Peer, plan: &Plan) -> io::Result<Vec<f64>> {
     let report = join(client, "load generator")?;
     join(server, "server")?;
     let window = &report.window;
+    let server_cpu = server_cpu(window);
     let megabytes = report.bytes as f64 / 1e6;
     Ok(vec![
         megabytes / window.elapsed.as_secs_f64(),
-        window.server_cpu.as_secs_f64() * 1e6 / megabytes,
-        percent(window.server_cpu, window.elapsed),
+        server_cpu.as_secs_f64() * 1e6 / megabytes,
+        percent(server_cpu, window.elapsed),
         percent(window.client_cpu, window.elapsed),
     ])
+}
+
+/// The server's CPU time over a load generator's window: the process's
+/// (every thread's, io_uring's io-wq workers included) less the load
+/// generator thread's. Nothing else runs then: the main thread waits in
+/// `join`.
+fn server_cpu(window: &loadgen::Window) -> Duration {
+    window.server_cpu.saturating_sub(window.client_cpu)
 }
 
 fn ping_pongs(peer: Peer, pongs: u64) -> io::Result<Vec<f64>> {
@@ -379,6 +397,7 @@ fn memory_idle(peer: Peer, conns: usize) -> io::Result<Vec<f64>> {
     let output = Command::new(std::env::current_exe()?)
         .env(ROLE_VAR, "idle-server")
         .args(["--peer", peer.name(), "--conns", &conns.to_string()])
+        .args(["--shape", crate::xev_peer::shape().name()])
         .stderr(Stdio::inherit())
         .output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
