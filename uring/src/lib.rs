@@ -166,6 +166,26 @@ pub fn probe() -> io::Result<()> {
     Ok(())
 }
 
+/// A ring whose completions are run by the thread that waits on it
+/// (`SINGLE_ISSUER | DEFER_TASKRUN`, Linux 6.1+): the kernel defers the
+/// work of completing operations to that thread's next `io_uring_enter`,
+/// instead of interrupting it as each one completes. Older kernels refuse
+/// the flags (`EINVAL`): then a plain ring.
+fn setup(entries: u32) -> io::Result<IoUring> {
+    let deferred = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_taskrun_flag()
+        .build(entries);
+    match deferred {
+        Ok(ring) => Ok(ring),
+        Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
+            IoUring::new(entries).map_err(|error| context(error, "io_uring_setup"))
+        }
+        Err(error) => Err(context(error, "io_uring_setup")),
+    }
+}
+
 fn check_features(ring: &IoUring) -> io::Result<()> {
     let params = ring.params();
     for (has, name) in [
@@ -337,7 +357,7 @@ impl Ring {
     /// # Errors
     /// As [`probe`]: the kernel's refusal, or a missing feature.
     pub fn new(entries: u32) -> io::Result<Ring> {
-        let ring = IoUring::new(entries).map_err(|error| context(error, "io_uring_setup"))?;
+        let ring = setup(entries)?;
         check_features(&ring)?;
         // SAFETY: `eventfd` has no memory arguments; it returns a new
         // descriptor or -1.
