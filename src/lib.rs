@@ -412,9 +412,9 @@
 //! - *Reads are cancel safe on both*; under `IoUring` a read dropped while
 //!   its receive is armed leaves it armed: the bytes wait in the runtime's
 //!   buffer for the next read (or `try_read`, `peek`, `readable`).
-//! - *Memory*: a stream with a read pending holds a receive buffer of 4 to
-//!   64 KiB (its read's length, within those bounds) under `IoUring`;
-//!   under `Poll` the kernel holds the bytes until they are read.
+//! - *Memory*: under `IoUring` a stream with a read pending holds a
+//!   receive buffer: 2 KiB, doubled each time a receive fills it, up to
+//!   64 KiB; under `Poll` the kernel holds the bytes until they are read.
 //! - *`into_std`* of an `IoUring` stream fails (`Other`, saying why) while
 //!   the runtime holds bytes for it or has a receive armed: read them first.
 //! - *[`try_io`](net::TcpStream::try_io)* runs your own syscall on the

@@ -37,9 +37,10 @@ use super::{
 };
 use crate::rt::waiters::WaitKey;
 
-/// The receive buffer's size bounds: a read asks for its own length,
-/// within these.
-const RX_MIN: usize = 4 * 1024;
+/// The receive buffer's size bounds. A stream starts at the smallest (an
+/// idle connection with a read pending holds no more), and doubles it each
+/// time a receive fills it, up to the largest (streaming).
+const RX_MIN: usize = 2 * 1024;
 const RX_MAX: usize = 64 * 1024;
 
 /// The ring-side state of one stream.
@@ -71,6 +72,8 @@ struct Rx {
     state: RxState,
     /// The buffer for the next receive, kept between receives.
     spare: Vec<u8>,
+    /// The size of the next receive buffer (0: [`RX_MIN`]).
+    size: usize,
     /// A receive ended with `EAGAIN`: wait for readability before the next.
     poll_first: bool,
 }
@@ -123,11 +126,16 @@ impl RingIo {
                 rx.spare = buf;
                 RxState::Eof { seen: false }
             }
-            Ok(n) => RxState::Filled {
-                buf,
-                start: 0,
-                end: n as usize,
-            },
+            Ok(n) => {
+                if n as usize == buf.len() {
+                    rx.size = (buf.len() * 2).min(RX_MAX);
+                }
+                RxState::Filled {
+                    buf,
+                    start: 0,
+                    end: n as usize,
+                }
+            }
             Err(code) => {
                 rx.spare = buf;
                 if code == xev_uring::EAGAIN {
@@ -311,7 +319,7 @@ impl Registration {
                     return self.poll_ring_read(ring_io, cx, into, peek, None);
                 }
                 let mut buf = std::mem::take(&mut rx.spare);
-                let size = want.clamp(RX_MIN, RX_MAX);
+                let size = rx.size.clamp(RX_MIN, RX_MAX);
                 if buf.len() < size {
                     buf.resize(size, 0);
                 }
