@@ -413,8 +413,9 @@
 //!   its receive is armed leaves it armed: the bytes wait in the runtime's
 //!   buffer for the next read (or `try_read`, `peek`, `readable`).
 //! - *Memory*: under `IoUring` a stream with a read pending holds a
-//!   receive buffer: 2 KiB, doubled each time a receive fills it, up to
-//!   64 KiB; under `Poll` the kernel holds the bytes until they are read.
+//!   receive buffer: the read's length, at least 2 KiB, doubled each time
+//!   a receive fills it, up to 64 KiB; under `Poll` the kernel holds the
+//!   bytes until they are read.
 //! - *`into_std`* of an `IoUring` stream fails (`Other`, saying why) while
 //!   the runtime holds bytes for it or has a receive armed: read them first.
 //! - *[`try_io`](net::TcpStream::try_io)* runs your own syscall on the

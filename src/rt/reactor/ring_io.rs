@@ -37,9 +37,10 @@ use super::{
 };
 use crate::rt::waiters::WaitKey;
 
-/// The receive buffer's size bounds. A stream starts at the smallest (an
-/// idle connection with a read pending holds no more), and doubles it each
-/// time a receive fills it, up to the largest (streaming).
+/// The receive buffer's size bounds. A receive takes the read's length
+/// within these (an idle connection reading a few bytes holds the
+/// smallest), and doubles each time a receive fills its buffer, up to the
+/// largest (a stream in full flow).
 const RX_MIN: usize = 2 * 1024;
 const RX_MAX: usize = 64 * 1024;
 
@@ -319,7 +320,9 @@ impl Registration {
                     return self.poll_ring_read(ring_io, cx, into, peek, None);
                 }
                 let mut buf = std::mem::take(&mut rx.spare);
-                let size = rx.size.clamp(RX_MIN, RX_MAX);
+                // The read's own length, or more once receives have
+                // filled their buffers (a stream in full flow).
+                let size = rx.size.max(want).clamp(RX_MIN, RX_MAX);
                 if buf.len() < size {
                     buf.resize(size, 0);
                 }
