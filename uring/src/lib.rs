@@ -397,11 +397,7 @@ impl Ring {
     /// # Errors
     /// Only if the submission queue is full and submitting it fails.
     pub fn poll(&mut self, fd: BorrowedFd<'_>, events: u32, token: u64) -> io::Result<OpId> {
-        let entry = opcode::PollAdd::new(Fd(fd.as_raw_fd()), events)
-            .multi(true)
-            .build();
-        // SAFETY: a poll reads and writes no memory of ours.
-        unsafe { self.queue(entry, token, None, false) }
+        self.poll_raw(fd.as_raw_fd(), events, token)
     }
 
     /// [`poll`](Ring::poll) by descriptor number, for files whose owner
@@ -423,14 +419,8 @@ impl Ring {
     ///
     /// # Errors
     /// Only if the submission queue is full and submitting it fails.
-    pub fn recv(&mut self, fd: BorrowedFd<'_>, mut buf: Vec<u8>, token: u64) -> io::Result<OpId> {
-        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        let entry = opcode::Recv::new(Fd(fd.as_raw_fd()), buf.as_mut_ptr(), len).build();
-        // SAFETY: `entry` points at `buf`'s heap allocation, `len` bytes of
-        // it; `queue` keeps `buf` in the operation's slot, unread and
-        // unresized, until the operation's last completion is reaped or
-        // the ring's drop has drained it (or leaks it).
-        unsafe { self.queue(entry, token, Some(buf), false) }
+    pub fn recv(&mut self, fd: BorrowedFd<'_>, buf: Vec<u8>, token: u64) -> io::Result<OpId> {
+        self.recv_raw(fd.as_raw_fd(), buf, token)
     }
 
     /// [`recv`](Ring::recv) by descriptor number (resolved at submission;
@@ -441,9 +431,10 @@ impl Ring {
     pub fn recv_raw(&mut self, fd: RawFd, mut buf: Vec<u8>, token: u64) -> io::Result<OpId> {
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
         let entry = opcode::Recv::new(Fd(fd), buf.as_mut_ptr(), len).build();
-        // SAFETY: as in `recv`: `entry` points at `len` bytes of `buf`'s
-        // heap allocation, which `queue` keeps in the operation's slot,
-        // untouched, until the last completion is reaped (or leaks it).
+        // SAFETY: `entry` points at `len` bytes of `buf`'s heap
+        // allocation, which `queue` keeps in the operation's slot, unread
+        // and unresized, until the last completion is reaped or the ring's
+        // drop has drained it (or leaks it).
         unsafe { self.queue(entry, token, Some(buf), false) }
     }
 
@@ -467,10 +458,10 @@ impl Ring {
         let entry = opcode::Send::new(Fd(fd), bytes.as_ptr(), len)
             .flags(libc::MSG_NOSIGNAL)
             .build();
-        // SAFETY: as in `send`: `entry` points at `len` bytes of `buf`'s
-        // heap allocation from `start`, which `queue` keeps in the
-        // operation's slot, unmodified, until the last completion is reaped
-        // (or leaks it).
+        // SAFETY: `entry` points at `len` bytes of `buf`'s heap allocation
+        // from `start`, which `queue` keeps in the operation's slot,
+        // unmodified, until the last completion is reaped or the ring's
+        // drop has drained it (or leaks it).
         unsafe { self.queue(entry, token, Some(buf), false) }
     }
 
@@ -490,16 +481,7 @@ impl Ring {
         start: usize,
         token: u64,
     ) -> io::Result<OpId> {
-        let bytes = &buf[start..];
-        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-        let entry = opcode::Send::new(Fd(fd.as_raw_fd()), bytes.as_ptr(), len)
-            .flags(libc::MSG_NOSIGNAL)
-            .build();
-        // SAFETY: `entry` points into `buf`'s heap allocation, `len` bytes
-        // from `start`; `queue` keeps `buf` in the operation's slot,
-        // unmodified, until the last completion is reaped or the ring's
-        // drop has drained it (or leaks it).
-        unsafe { self.queue(entry, token, Some(buf), false) }
+        self.send_raw(fd.as_raw_fd(), buf, start, token)
     }
 
     /// Queues a `shutdown(fd, how)` (`libc::SHUT_WR`, `SHUT_RD`,

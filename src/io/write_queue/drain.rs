@@ -123,19 +123,12 @@ pub(super) fn poll_drain(
     let mut wakers = Vec::new();
     let outcome = loop {
         let mut queue = core.borrow_mut();
-        if queue.has_failed() {
-            break Poll::Ready(());
-        }
-        queue.complete_empty_front(&mut wakers);
-        if queue.is_empty() {
-            queue.release_idle_capacity();
-            staging.clear();
-            staging.shrink_to(IDLE_STAGING_BYTES);
-            if queue.is_closed() {
-                break Poll::Ready(());
+        if let Some(outcome) = queue.settle(cx, &mut wakers) {
+            if queue.is_empty() {
+                staging.clear();
+                staging.shrink_to(IDLE_STAGING_BYTES);
             }
-            queue.park_drainer(cx);
-            break Poll::Pending;
+            break outcome;
         }
         let mut slices = Vec::with_capacity(queue.len().min(MAX_SLICES));
         queue.fill_slices(&mut slices);
@@ -198,17 +191,8 @@ fn poll_drain_ring(
             }
         }
         let mut queue = core.borrow_mut();
-        if queue.has_failed() {
-            break Poll::Ready(());
-        }
-        queue.complete_empty_front(&mut wakers);
-        if queue.is_empty() {
-            queue.release_idle_capacity();
-            if queue.is_closed() {
-                break Poll::Ready(());
-            }
-            queue.park_drainer(cx);
-            break Poll::Pending;
+        if let Some(outcome) = queue.settle(cx, &mut wakers) {
+            break outcome;
         }
         if *await_writable {
             drop(queue);

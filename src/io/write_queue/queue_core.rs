@@ -189,6 +189,26 @@ impl QueueCore {
         }
     }
 
+    /// The drain task's outcome before a send: `Ready` once the queue has
+    /// failed, or is dropped and empty; `Pending`, parked, while it is
+    /// empty (its idle capacity released); `None` when there is something
+    /// to send.
+    pub(super) fn settle(&mut self, cx: &Context<'_>, wakers: &mut Vec<Waker>) -> Option<Poll<()>> {
+        if self.has_failed() {
+            return Some(Poll::Ready(()));
+        }
+        self.complete_empty_front(wakers);
+        if !self.is_empty() {
+            return None;
+        }
+        self.release_idle_capacity();
+        if self.is_closed() {
+            return Some(Poll::Ready(()));
+        }
+        self.park_drainer(cx);
+        Some(Poll::Pending)
+    }
+
     /// Completes the empty buffers at the front, which need no send.
     pub(super) fn complete_empty_front(&mut self, wakers: &mut Vec<Waker>) {
         while self

@@ -265,32 +265,27 @@ impl RingDriver {
             }) else {
                 continue;
             };
-            match kind_of(item.token) {
-                Kind::Poll => {}
-                Kind::Recv => {
-                    if let Some(ring_io) = io.ring() {
-                        ring_io.received(item.op, item.result, item.buf);
-                        io.readers.wake_all(wake_task, &mut wakers);
-                    }
-                    if !wakers.is_empty() {
-                        drop(ios);
-                        wakers.wake_all();
-                        ios = reactor.ios.borrow();
-                    }
-                    continue;
+            let woken = match kind_of(item.token) {
+                Kind::Poll => None,
+                Kind::Recv => io.ring().map(|ring_io| {
+                    ring_io.received(item.op, item.result, item.buf);
+                    &io.readers
+                }),
+                Kind::QueueSend => io.ring().map(|ring_io| {
+                    ring_io.queue_sent(item.op, item.result, item.bufs);
+                    &io.writers
+                }),
+            };
+            if kind_of(item.token) != Kind::Poll {
+                if let Some(waiters) = woken {
+                    waiters.wake_all(wake_task, &mut wakers);
                 }
-                Kind::QueueSend => {
-                    if let Some(ring_io) = io.ring() {
-                        ring_io.queue_sent(item.op, item.result, item.bufs);
-                        io.writers.wake_all(wake_task, &mut wakers);
-                    }
-                    if !wakers.is_empty() {
-                        drop(ios);
-                        wakers.wake_all();
-                        ios = reactor.ios.borrow();
-                    }
-                    continue;
+                if !wakers.is_empty() {
+                    drop(ios);
+                    wakers.wake_all();
+                    ios = reactor.ios.borrow();
                 }
+                continue;
             }
             let armed = io.ring_poll.get().filter(|armed| armed.op == item.op);
             let ready = match item.result {
