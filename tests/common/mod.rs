@@ -239,9 +239,19 @@ pub mod child {
             }
         }
 
-        /// Every line so far, those not yet waited for included, one per line.
+        /// Every line the child printed, one per line: called once it has
+        /// exited, this reads to the end of its output (at most 10 s), so a
+        /// last line still on its way from the reader thread is not missed.
         pub fn all(&mut self) -> String {
-            self.seen.extend(self.rx.try_iter());
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match self.rx.recv_timeout(left) {
+                    Ok(line) => self.seen.push(line),
+                    // The end of the output, or the deadline.
+                    Err(_) => break,
+                }
+            }
             self.seen.join("\n")
         }
     }
