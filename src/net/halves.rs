@@ -220,22 +220,19 @@ macro_rules! impl_half_futures_io {
                 crate::net::halves::stream(&*self).poll_write_vectored_priv(cx, bufs)
             }
 
-            /// Waits until the kernel has every byte written (at once under
-            /// `Poll`; under `IoUring`, once the ring's sends completed).
+            /// Sends are not buffered in user space: nothing to flush.
             fn poll_flush(
                 self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
+                _cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
-                crate::net::halves::stream(&*self).poll_flush_priv(cx)
+                std::task::Poll::Ready(Ok(()))
             }
 
-            /// Flushes, then shuts down the write side: the peer reads every
-            /// byte, then end of stream.
+            /// Shuts down the write side: the peer reads end of stream.
             fn poll_close(
                 self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
+                _cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
-                std::task::ready!(crate::net::halves::stream(&*self).poll_flush_priv(cx))?;
                 std::task::Poll::Ready(self.shutdown())
             }
         })*

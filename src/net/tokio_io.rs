@@ -70,18 +70,14 @@ macro_rules! impl_async_write {
                 true
             }
 
-            /// Waits until the kernel has every byte written (at once under
-            /// `Poll`; under `IoUring`, once the ring's sends completed).
-            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                let $this = &*self;
-                $stream.poll_flush_priv(cx)
+            /// Sends are not buffered in user space: nothing to flush.
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
             }
 
-            /// Flushes, then shuts down the write side: the peer reads every
-            /// byte, then end of stream.
-            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            /// Shuts down the write side: the peer reads end of stream.
+            fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 let $this = &*self;
-                std::task::ready!($stream.poll_flush_priv(cx))?;
                 Poll::Ready($stream.shutdown(Shutdown::Write))
             }
         }

@@ -116,24 +116,13 @@ impl fmt::Display for ProbeError {
     }
 }
 
-impl From<io::Error> for ProbeError {
-    fn from(error: io::Error) -> ProbeError {
-        ProbeError {
-            kind: error.kind(),
-            os_error: error.raw_os_error().or_else(|| {
-                // `xev-uring` keeps the errno in the message it adds.
-                let text = error.to_string();
-                let start = text.rfind("(os error ")? + "(os error ".len();
-                text[start..].trim_end_matches(')').parse().ok()
-            }),
-            message: error.to_string(),
-        }
-    }
-}
-
 #[cfg(target_os = "linux")]
 fn probe() -> Result<(), ProbeError> {
-    xev_uring::probe().map_err(ProbeError::from)
+    xev_uring::probe().map_err(|error| ProbeError {
+        kind: error.kind(),
+        os_error: xev_uring::os_error(&error),
+        message: error.to_string(),
+    })
 }
 
 #[cfg(not(target_os = "linux"))]

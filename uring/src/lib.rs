@@ -88,10 +88,6 @@ const IGNORED: u64 = u64::MAX;
 /// their buffers.
 const DRAIN_BOUND: Duration = Duration::from_secs(5);
 
-/// Poll events for [`Ring::poll`]: readable, writable, peer closed its
-/// side, error, hang-up.
-pub const POLL_ALL: u32 =
-    (libc::POLLIN | libc::POLLOUT | libc::POLLRDHUP | libc::POLLERR | libc::POLLHUP) as u32;
 /// `POLLIN`, as reported in a poll completion's result.
 pub const POLLIN: u32 = libc::POLLIN as u32;
 /// `POLLOUT`, as reported in a poll completion's result.
@@ -110,27 +106,6 @@ pub const EBADF: i32 = libc::EBADF;
 pub const EAGAIN: i32 = libc::EAGAIN;
 /// The errno of a connection reset by the peer.
 pub const ECONNRESET: i32 = libc::ECONNRESET;
-/// `shutdown`'s `how`: the write side.
-pub const SHUT_WR: i32 = libc::SHUT_WR;
-/// The errno of a send on a socket whose write side is shut down.
-pub const EPIPE: i32 = libc::EPIPE;
-
-/// A new descriptor for the file `fd` names (`fcntl(F_DUPFD_CLOEXEC)`),
-/// owned by the caller: it keeps the file open after `fd` is closed.
-///
-/// # Errors
-/// `EBADF` if `fd` names no open file; `EMFILE` at the descriptor limit.
-pub fn dup(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` reads no memory; an invalid `fd`
-    // fails with EBADF.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if new < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `new` was just returned by `fcntl`, is open, and nothing else
-    // owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
-}
 
 /// Checks that io_uring can be used here: a ring can be set up, the kernel
 /// has the features this crate relies on (`EXT_ARG` waits with a timeout,
@@ -142,7 +117,7 @@ pub fn dup(fd: RawFd) -> io::Result<OwnedFd> {
 /// (locked-memory limit), or [`Unsupported`](io::ErrorKind::Unsupported)
 /// naming the missing feature or opcode.
 pub fn probe() -> io::Result<()> {
-    let ring = IoUring::new(4).map_err(|error| context(error, "io_uring_setup"))?;
+    let ring = setup(4)?;
     check_features(&ring)?;
     let mut probe = Probe::new();
     ring.submitter()
@@ -154,7 +129,7 @@ pub fn probe() -> io::Result<()> {
         (opcode::Read::CODE, "READ"),
         (opcode::Recv::CODE, "RECV"),
         (opcode::Send::CODE, "SEND"),
-        (opcode::Shutdown::CODE, "SHUTDOWN"),
+        (opcode::SendMsg::CODE, "SENDMSG"),
     ] {
         if !probe.is_supported(code) {
             return Err(io::Error::new(
@@ -202,16 +177,41 @@ fn check_features(ring: &IoUring) -> io::Result<()> {
     Ok(())
 }
 
-/// Adds what was being done to an error, keeping its kind and errno.
-fn context(error: io::Error, what: &str) -> io::Error {
-    match error.raw_os_error() {
-        // `Display` of an OS error already ends with "(os error N)".
-        Some(code) => io::Error::new(
-            error.kind(),
-            format!("{what}: {}", io::Error::from_raw_os_error(code)),
-        ),
-        None => io::Error::new(error.kind(), format!("{what}: {error}")),
+/// Adds what was being done to an error, keeping its kind, and its errno
+/// for [`os_error`].
+fn context(error: io::Error, what: &'static str) -> io::Error {
+    io::Error::new(error.kind(), Failed { what, error })
+}
+
+/// An error of this crate's, with what was being done when it happened.
+#[derive(Debug)]
+struct Failed {
+    what: &'static str,
+    error: io::Error,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.error)
     }
+}
+
+impl std::error::Error for Failed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// The kernel's errno behind `error`, also when this crate added what it
+/// was doing to it ([`probe`] and [`Ring::new`] do).
+pub fn os_error(error: &io::Error) -> Option<i32> {
+    error.raw_os_error().or_else(|| {
+        error
+            .get_ref()?
+            .downcast_ref::<Failed>()?
+            .error
+            .raw_os_error()
+    })
 }
 
 /// Names one operation queued on a [`Ring`], to cancel it; stale ids (of
@@ -389,7 +389,7 @@ impl Ring {
         self.waker.clone()
     }
 
-    /// Queues a multishot poll of `fd` for `events` (e.g. [`POLL_ALL`]):
+    /// Queues a multishot poll of `fd` for `events` (e.g. [`POLLIN`]):
     /// a completion, with the ready events as its result, each time the
     /// file signals one of them (edge-triggered), until it is cancelled or
     /// the kernel ends it (a completion with `more == false`).
@@ -482,19 +482,6 @@ impl Ring {
         token: u64,
     ) -> io::Result<OpId> {
         self.send_raw(fd.as_raw_fd(), buf, start, token)
-    }
-
-    /// Queues a `shutdown(fd, how)` (`libc::SHUT_WR`, `SHUT_RD`,
-    /// `SHUT_RDWR`), run after the operations submitted before it have
-    /// been started, not necessarily finished: queue it once the sends it
-    /// must follow have completed.
-    ///
-    /// # Errors
-    /// Only if the submission queue is full and submitting it fails.
-    pub fn shutdown(&mut self, fd: RawFd, how: i32, token: u64) -> io::Result<OpId> {
-        let entry = opcode::Shutdown::new(Fd(fd), how).build();
-        // SAFETY: a shutdown reads and writes no memory of ours.
-        unsafe { self.queue(entry, token, None, false) }
     }
 
     /// Queues one `sendmsg` to `fd` of `bufs` in order, the first from
