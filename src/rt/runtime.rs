@@ -100,8 +100,7 @@ pub(crate) struct Core {
     io_budget: Cell<u32>,
     /// A `block_on` is running the loop.
     driving: Cell<bool>,
-    /// The backend the reactor runs on, and why.
-    backend: Backend,
+    /// Why the reactor runs on its backend (which is in `shared`).
     backend_reason: String,
 }
 
@@ -391,7 +390,7 @@ impl Runtime {
     /// assert_eq!(rt.backend(), Backend::Poll);
     /// ```
     pub fn backend(&self) -> Backend {
-        self.core.backend
+        self.core.shared.backend
     }
 
     /// Why the runtime runs on [`backend`](Self::backend): who asked for
@@ -542,7 +541,7 @@ impl Drop for Runtime {
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")
-            .field("backend", &self.core.backend)
+            .field("backend", &self.core.shared.backend)
             .field("backend_reason", &self.core.backend_reason)
             .field("tasks", &self.core.tasks.borrow().len())
             .finish_non_exhaustive()
@@ -581,7 +580,6 @@ impl Runtime {
             ids: IdBlock::new(),
             io_budget: Cell::new(IO_BUDGET),
             driving: Cell::new(false),
-            backend: choice.backend,
             backend_reason: choice.reason,
         };
         Ok(Runtime {

@@ -216,6 +216,9 @@ pub(super) trait Sink {
 
 impl Sink for TcpStream {
     fn poll_send(&self, cx: &mut Context<'_>, slices: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        self.poll_send_owned(cx, slices)
+        match slices {
+            [one] => self.poll_write_priv(cx, one),
+            many => self.poll_write_vectored_priv(cx, many),
+        }
     }
 }

@@ -191,8 +191,8 @@ impl TcpStream {
             if registration.ring_holds_bytes(ring) {
                 return Err(io::Error::other(
                     "xev: under the io_uring backend, this stream has a receive in flight (a \
-                     read was pending or cancelled), bytes received and not yet read, or bytes \
-                     written and not yet sent: read them, or `flush` it, before `into_std`",
+                     read was pending or cancelled), bytes received and not yet read, or a \
+                     WriteQueue send in flight: read them, or flush the queue, before `into_std`",
                 ));
             }
         }
@@ -438,16 +438,13 @@ macro_rules! impl_futures_io {
                 self.poll_write_vectored_priv(cx, bufs)
             }
 
-            /// Waits until the kernel has every byte written (at once under
-            /// `Poll`; under `IoUring`, once the ring's sends completed).
-            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                self.poll_flush_priv(cx)
+            /// Sends are not buffered in user space: nothing to flush.
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
             }
 
-            /// Flushes, then shuts down the write side: the peer reads
-            /// every byte, then end of stream.
-            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                std::task::ready!(self.poll_flush_priv(cx))?;
+            /// Shuts down the write side: the peer reads end of stream.
+            fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 Poll::Ready(self.shutdown(Shutdown::Write))
             }
         }

@@ -284,36 +284,6 @@ impl TcpStream {
         )
     }
 
-    /// Nothing to wait for: writes go straight to the socket on either
-    /// backend (a `WriteQueue` has its own `flush`).
-    pub(crate) fn poll_flush_priv(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// A `WriteQueue`'s send, waiting loosely (the `Poll` backend's; under
-    /// `IoUring` the queue hands its buffers to the ring instead).
-    pub(crate) fn poll_send_owned(
-        &self,
-        cx: &mut Context<'_>,
-        slices: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let slices = sys::max_iov(slices);
-        let len = slices.iter().map(|buf| buf.len()).sum();
-        if len == 0 {
-            return Poll::Ready(Ok(0));
-        }
-        self.registration.poll_transfer(
-            cx,
-            Direction::Write,
-            len,
-            || match slices {
-                [one] => self.send(one),
-                many => self.send_vectored(many),
-            },
-            None,
-        )
-    }
-
     /// Polls a send, waiting loosely (see [`poll_read_priv`](Self::poll_read_priv)).
     pub(crate) fn poll_write_priv(
         &self,

@@ -256,10 +256,11 @@ impl ReadInto<'_, '_> {
 }
 
 impl Registration {
-    /// The stream's ring state, if it reads and sends through the ring.
+    /// The stream's ring state, if it reads (and its `WriteQueue` sends)
+    /// through the ring.
     #[inline]
     pub(crate) fn ring_io(&self) -> Option<&RingIo> {
-        self.io.ring_io.as_deref()
+        self.io.ring()
     }
 
     fn driver(&self) -> &RingDriver {
@@ -312,11 +313,10 @@ impl Registration {
                 if rx.poll_first {
                     drop(rx);
                     std::task::ready!(self.poll_socket_ready(cx, Direction::Read, key))?;
-                    let mut rx = ring_io.rx.borrow_mut();
-                    rx.poll_first = false;
-                    // Readable: the receive armed next finds data.
+                    ring_io.rx.borrow_mut().poll_first = false;
+                    // Readable: the receive armed next takes the data, so
+                    // the readiness seen is spent.
                     self.io.clear_ready(Direction::Read);
-                    drop(rx);
                     return self.poll_ring_read(ring_io, cx, into, peek, None);
                 }
                 let mut buf = std::mem::take(&mut rx.spare);
@@ -381,8 +381,8 @@ impl Registration {
 
     /// [`poll_ready`](Registration::poll_ready) of a ring stream: reads are
     /// ready with something received (or the end, or an error), wait for an
-    /// armed receive, and otherwise go by the socket's poll; writes are
-    /// ready while the send buffer has room.
+    /// armed receive, and otherwise go by the socket's poll, as writes
+    /// always do.
     pub(super) fn poll_ring_ready(
         &self,
         ring_io: &RingIo,
@@ -447,8 +447,9 @@ impl Registration {
         }
     }
 
-    /// Whether the stream still holds bytes a `std` stream would not see:
-    /// received and unread, or accepted by writes and not yet sent.
+    /// Whether the ring holds bytes of the stream a `std` stream would not
+    /// see: received and unread, a receive armed, or a `WriteQueue` send in
+    /// flight.
     pub(crate) fn ring_holds_bytes(&self, ring_io: &RingIo) -> bool {
         matches!(
             ring_io.rx.borrow().state,

@@ -1,19 +1,21 @@
-//! The `IoUring` driver: readiness from an io_uring ring.
+//! The `IoUring` driver: the ring, and what its completions mean.
 //!
-//! Each registered socket has one multishot poll armed in the ring (its
-//! completions are edge-triggered, like the `Poll` driver's epoll
-//! registration); the ring's token is the socket's mio-style token, so the
-//! same generation check drops completions of a closed socket. A poll the
-//! kernel ends while its socket is still registered is armed again.
-//! Sources without a descriptor of their own (signal listeners) stay on a
-//! nested mio poller, whose descriptor is itself polled through the ring.
+//! A socket's operations in the ring are its multishot poll (armed at
+//! registration for listeners, on first use of the readiness API for
+//! streams; edge-triggered, like the `Poll` driver's epoll registration),
+//! and a stream's receive and `WriteQueue` send ([`ring_io`](super::ring_io)).
+//! Each carries a token naming its kind, the socket's slab key and the low
+//! bits of its generation, so completions of a closed socket are dropped. A
+//! poll the kernel ends while its socket is still registered is armed
+//! again. Sources without a descriptor of their own (signal listeners) stay
+//! on a nested mio poller, whose descriptor is itself polled through the
+//! ring.
 //!
-//! One `io_uring_enter` per loop turn submits what the turn queued (polls
-//! of new sockets, cancellations of closed ones) and waits for, or
-//! collects, completions. Closing a socket cancels its poll; until the
-//! cancellation is submitted, the poll keeps the socket open, so a
-//! cancellation queued while the loop is not running is submitted at once
-//! ([`RingDriver::flush`]).
+//! One `io_uring_enter` per loop turn submits what the turn queued and
+//! waits for, or collects, completions. Closing a socket cancels its
+//! operations; until the cancellations are submitted they keep the socket
+//! open, so those queued while the loop is not running are submitted at
+//! once ([`RingDriver::flush`]).
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -23,7 +25,7 @@ use std::time::Duration;
 use mio::Interest;
 use xev_uring::{OpId, Ring, RingWaker, EBADF, ECANCELED};
 
-use super::{Reactor, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED};
+use super::{Reactor, ScheduledIo, READABLE, READ_CLOSED, WRITABLE, WRITE_CLOSED};
 use crate::rt::task::TaskId;
 use crate::rt::waiters::Wakers;
 
@@ -124,6 +126,20 @@ impl RingDriver {
         self.ring.borrow().waker()
     }
 
+    /// Queues an operation on a socket with `queue`, and notes in `queued`
+    /// the submission it goes in with (see
+    /// [`submit_before_close`](Self::submit_before_close)).
+    fn queue_for(
+        &self,
+        queued: &Cell<u64>,
+        queue: impl FnOnce(&mut Ring) -> io::Result<OpId>,
+    ) -> io::Result<OpId> {
+        let mut ring = self.ring.borrow_mut();
+        let op = queue(&mut ring)?;
+        queued.set(ring.submissions());
+        Ok(op)
+    }
+
     /// Queues a receive into `buf`, which the ring owns until it completes.
     pub(super) fn recv(
         &self,
@@ -132,10 +148,7 @@ impl RingDriver {
         token: u64,
         queued: &Cell<u64>,
     ) -> io::Result<OpId> {
-        let mut ring = self.ring.borrow_mut();
-        let op = ring.recv_raw(fd, buf, token)?;
-        queued.set(ring.submissions());
-        Ok(op)
+        self.queue_for(queued, |ring| ring.recv_raw(fd, buf, token))
     }
 
     /// Submits now if an operation on a socket, whose last was queued at
@@ -160,10 +173,7 @@ impl RingDriver {
         token: u64,
         queued: &Cell<u64>,
     ) -> io::Result<OpId> {
-        let mut ring = self.ring.borrow_mut();
-        let op = ring.send_bufs(fd, bufs, offset, token)?;
-        queued.set(ring.submissions());
-        Ok(op)
+        self.queue_for(queued, |ring| ring.send_bufs(fd, bufs, offset, token))
     }
 
     /// Cancels an operation (submitted with the loop's next turn).
@@ -188,17 +198,13 @@ impl RingDriver {
         if interest.is_writable() {
             events |= xev_uring::POLLOUT;
         }
-        let mut ring = self.ring.borrow_mut();
-        let op = ring.poll_raw(fd, events, token)?;
-        queued.set(ring.submissions());
+        let op = self.queue_for(queued, |ring| ring.poll_raw(fd, events, token))?;
         Ok(Armed { op, fd, events })
     }
 
     /// Cancels a socket's poll (submitted with the loop's next turn).
     pub(super) fn disarm(&self, armed: Armed) {
-        if let Err(error) = self.ring.borrow_mut().cancel(armed.op) {
-            panic!("xev: queueing a cancellation in the io_uring ring failed: {error}");
-        }
+        self.cancel(armed.op);
     }
 
     /// Submits what is queued, without waiting.
@@ -265,60 +271,24 @@ impl RingDriver {
             }) else {
                 continue;
             };
-            let woken = match kind_of(item.token) {
-                Kind::Poll => None,
-                Kind::Recv => io.ring().map(|ring_io| {
-                    ring_io.received(item.op, item.result, item.buf);
-                    &io.readers
-                }),
-                Kind::QueueSend => io.ring().map(|ring_io| {
-                    ring_io.queue_sent(item.op, item.result, item.bufs);
-                    &io.writers
-                }),
-            };
-            if kind_of(item.token) != Kind::Poll {
-                if let Some(waiters) = woken {
-                    waiters.wake_all(wake_task, &mut wakers);
-                }
-                if !wakers.is_empty() {
-                    drop(ios);
-                    wakers.wake_all();
-                    ios = reactor.ios.borrow();
-                }
-                continue;
-            }
-            let armed = io.ring_poll.get().filter(|armed| armed.op == item.op);
-            let ready = match item.result {
-                Ok(events) => readiness(events),
-                // Cancelled: the socket is being closed or handed back.
-                Err(code) if code == ECANCELED => 0,
-                // Let both directions try their syscall, which reports it.
-                Err(_) => READABLE | WRITABLE,
-            };
-            if !item.more {
-                if let Some(armed) = armed {
-                    // The kernel ended the poll (an error, or completions
-                    // it could not post): arm it again, unless the socket
-                    // is gone from under it.
-                    io.ring_poll.set(None);
-                    if !matches!(item.result, Err(code) if code == ECANCELED || code == EBADF) {
-                        match self
-                            .ring
-                            .borrow_mut()
-                            .poll_raw(armed.fd, armed.events, item.token)
-                        {
-                            Ok(op) => {
-                                io.ring_poll.set(Some(Armed { op, ..armed }));
-                                io.queued_in.set(self.ring.borrow().submissions());
-                            }
-                            Err(error) => {
-                                panic!("xev: arming a poll in the io_uring ring failed: {error}")
-                            }
-                        }
+            match kind_of(item.token) {
+                Kind::Recv => {
+                    if let Some(ring_io) = io.ring() {
+                        ring_io.received(item.op, item.result, item.buf);
+                        io.readers.wake_all(wake_task, &mut wakers);
                     }
                 }
+                Kind::QueueSend => {
+                    if let Some(ring_io) = io.ring() {
+                        ring_io.queue_sent(item.op, item.result, item.bufs);
+                        io.writers.wake_all(wake_task, &mut wakers);
+                    }
+                }
+                Kind::Poll => {
+                    let ready = self.polled(io, item.token, item.op, item.result, item.more);
+                    io.set_ready(ready, wake_task, &mut wakers);
+                }
             }
-            io.set_ready(ready, wake_task, &mut wakers);
             if !wakers.is_empty() {
                 drop(ios);
                 wakers.wake_all();
@@ -327,6 +297,40 @@ impl RingDriver {
         }
         drop(ios);
         self.done.set(done);
+    }
+}
+
+impl RingDriver {
+    /// A poll completed for `io`: the readiness it reports; a poll the
+    /// kernel ended is armed again, unless the socket is gone from under it.
+    fn polled(
+        &self,
+        io: &ScheduledIo,
+        token: u64,
+        op: OpId,
+        result: Result<u32, i32>,
+        more: bool,
+    ) -> u8 {
+        let armed = io.ring_poll.get().filter(|armed| armed.op == op);
+        if let (false, Some(armed)) = (more, armed) {
+            io.ring_poll.set(None);
+            if !matches!(result, Err(code) if code == ECANCELED || code == EBADF) {
+                let rearmed = self.queue_for(&io.queued_in, |ring| {
+                    ring.poll_raw(armed.fd, armed.events, token)
+                });
+                match rearmed {
+                    Ok(op) => io.ring_poll.set(Some(Armed { op, ..armed })),
+                    Err(error) => panic!("xev: arming a poll in the io_uring ring failed: {error}"),
+                }
+            }
+        }
+        match result {
+            Ok(events) => readiness(events),
+            // Cancelled: the socket is being closed or handed back.
+            Err(code) if code == ECANCELED => 0,
+            // Let both directions try their syscall, which reports it.
+            Err(_) => READABLE | WRITABLE,
+        }
     }
 }
 
