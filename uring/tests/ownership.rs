@@ -175,6 +175,19 @@ fn pair() -> (TcpStream, TcpStream) {
 /// Waits for and reaps completions until `op`'s last one, which it
 /// returns; every completion reaped is also pushed to `seen`.
 fn finish(ring: &mut Ring, op: OpId, seen: &mut Vec<Completion>) -> Completion {
+    finish_stepping(ring, op, seen, Duration::from_secs(10), || {})
+}
+
+/// [`finish`], waiting at most `step` at a time and calling `between`
+/// before each wait (for work this thread must do meanwhile: no other
+/// thread may run while one is blocked in the ring under valgrind).
+fn finish_stepping(
+    ring: &mut Ring,
+    op: OpId,
+    seen: &mut Vec<Completion>,
+    step: Duration,
+    mut between: impl FnMut(),
+) -> Completion {
     loop {
         let mut last = None;
         ring.complete(|completion| {
@@ -188,7 +201,8 @@ fn finish(ring: &mut Ring, op: OpId, seen: &mut Vec<Completion>) -> Completion {
         if let Some(last) = last {
             return last;
         }
-        ring.wait(Some(Duration::from_secs(10))).unwrap();
+        between();
+        ring.wait(Some(step)).unwrap();
     }
 }
 
@@ -553,22 +567,13 @@ fn send_of_one_mebibyte_arrives_whole_resuming_partial_sends() {
     // shape (and no thread has to run while another blocks in the ring).
     while start < LEN {
         let op = ring.send(ours.as_fd(), buf, start, sends).unwrap();
-        let done = loop {
-            let mut last = None;
-            ring.complete(|completion| {
-                if completion.op == op && !completion.more {
-                    last = Some(completion);
-                } else {
-                    others.push(completion);
-                }
-            })
-            .unwrap();
-            if let Some(last) = last {
-                break last;
-            }
-            got.extend(drain(&mut peer));
-            ring.wait(Some(Duration::from_millis(10))).unwrap();
-        };
+        let done = finish_stepping(
+            &mut ring,
+            op,
+            &mut others,
+            Duration::from_millis(10),
+            || got.extend(drain(&mut peer)),
+        );
         buf = done.buf.expect("the last completion gives the buffer back");
         assert_eq!(buf.as_ptr(), address);
         let n = done.result.unwrap() as usize;
